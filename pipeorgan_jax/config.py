@@ -1,0 +1,122 @@
+"""Hydra structured configs: the schema every YAML in conf/ is checked against at start."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+class Topology(enum.Enum):
+    mesh = "mesh"
+    torus = "torus"
+    express = "express"  # mesh plus express links skipping `express_k` routers
+
+
+class Task(enum.Enum):
+    explore = "explore"  # baselines vs searched placements (the main job)
+    describe = "describe"  # per-model workload statistics
+
+
+class Objective(enum.Enum):
+    latency = "latency"
+    energy = "energy"
+    edp = "edp"
+
+
+@dataclass
+class NocConfig:
+    topology: Topology = Topology.mesh
+    express_k: int = 4
+    link_bytes_per_cycle: float = 4.0
+    router_latency_cycles: int = 1
+
+
+@dataclass
+class EnergyConfig:
+    source: str = "???"
+    mac_pj: float = 0.2
+    pe_sram_pj_per_byte: float = 0.2
+    noc_pj_per_byte_hop: float = 0.4
+    glb_pj_per_byte: float = 1.2
+    dram_pj_per_byte: float = 40.0
+
+
+@dataclass
+class HardwareConfig:
+    name: str = "???"
+    source: str = ""
+    rows: int = 64
+    cols: int = 64
+    # Allocation unit: layers get whole units of unit_rows x unit_cols PEs (see organization.py).
+    unit_rows: int = 8
+    unit_cols: int = 8
+    macs_per_pe_per_cycle: int = 1
+    pe_sram_bytes: int = 8192
+    glb_bytes: int = 4 * 1024 * 1024
+    glb_bytes_per_cycle: float = 256.0
+    dram_bytes_per_cycle: float = 128.0
+    data_bytes: int = 1
+    clock_ghz: float = 1.0
+    noc: NocConfig = field(default_factory=NocConfig)
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
+
+
+@dataclass
+class WorkloadConfig:
+    name: str = "???"
+    # Built-in model names (pipeorgan_jax/models/*.yaml) or paths to .yaml / .csv / .m files.
+    models: List[str] = field(default_factory=list)
+    fps: Dict[str, float] = field(default_factory=dict)
+    depends_on: Dict[str, str] = field(default_factory=dict)
+    trigger_probability: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SearchConfig:
+    strategy: str = "dp"
+    # Space sizes shared by the strategies.
+    max_depth: int = 8
+    # dp: segments scored per batch call; stochastic strategies: population per step.
+    batch_size: int = 1024
+    iterations: int = 40
+    # Wall-clock cap in seconds per model and strategy (0 = none).
+    time_budget_s: float = 0.0
+    # evolutionary / annealing
+    mutation_rate: float = 0.1
+    elite_fraction: float = 0.1
+    temperature0: float = 0.1
+    # gradient
+    restarts: int = 64
+    learning_rate: float = 0.05
+    gumbel_tau: float = 1.0
+    # exhaustive: refuse spaces larger than this
+    max_space: int = 2_000_000
+
+
+@dataclass
+class Config:
+    task: Task = Task.explore
+    objective: Objective = Objective.latency
+    seed: int = 0
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    workload: Optional[WorkloadConfig] = None
+    # Re-score each model's best flexible placement with the exact reference.
+    reference_check: bool = True
+    plots: bool = True
+    progress: bool = True
+
+
+def register() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    cs.store(group="hardware", name="base_hardware", node=HardwareConfig)
+    cs.store(group="search", name="base_search", node=SearchConfig)
+    cs.store(group="workload", name="base_workload", node=WorkloadConfig)
+
+
+def to_dict(node: Any) -> Any:
+    from omegaconf import OmegaConf
+    return OmegaConf.to_container(node, resolve=True, enum_to_str=True)

@@ -1,0 +1,473 @@
+"""Workload model: a DAG of operators, loaded and validated in plain Python.
+
+The file format is documented in docs/workload_format.md. `load_model` turns a YAML file into a
+`Model` (layers in topological = pipeline order, with derived shapes, MACs, weights); a bad
+file raises `WorkloadError` whose message names the file, the layer and the field.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+MODELS_DIR = Path(__file__).parent / "models"
+
+OPS = ("conv", "fc", "matmul", "pool", "add", "concat", "upsample", "slice", "reshape")
+
+# Required and optional fields per op; optional values are defaults.
+_REQUIRED = {
+    "conv": ("C", "K", "Y", "X", "R", "S"),
+    "fc": ("C", "K"),
+    "matmul": ("M", "N", "Kd"),
+    "pool": ("C", "Y", "X", "R", "S"),
+    "add": (),
+    "concat": (),
+    "upsample": ("factor",),
+    "slice": ("C",),
+    "reshape": ("C", "Y", "X"),
+}
+_OPTIONAL = {
+    "conv": {"stride": 1, "stride_x": None, "groups": 1, "padding": "same"},
+    "fc": {"Y": 1, "X": 1},
+    "matmul": {"heads": 1},
+    "pool": {"stride": 1, "stride_x": None, "padding": "same", "kind": "max"},
+    "add": {},
+    "concat": {},
+    "upsample": {"factor_x": None},
+    "slice": {"start": 0},
+    "reshape": {},
+}
+_COMMON = {"name", "op", "inputs", "ref", "inferred", "note"}
+_INT_FIELDS = {"C", "K", "Y", "X", "R", "S", "stride", "stride_x", "groups", "M", "N", "Kd",
+               "heads", "factor", "factor_x", "start"}
+
+
+class WorkloadError(ValueError):
+    """A workload file is malformed; the message is one line naming file, layer and field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    in_shapes: tuple[tuple[int, int, int], ...]  # per input [C, Y, X] as produced
+    out_shape: tuple[int, int, int]  # [K, Yo, Xo]
+    macs: int
+    weight_elems: int
+    # Row geometry for tiling: output row r needs input rows [r*stride_rows - pad_rows,
+    # r*stride_rows - pad_rows + kernel_rows). `rows_full` marks ops that need the whole input
+    # before producing any output row (global pools, fc over a flattened map, matmul).
+    kernel_rows: int
+    stride_rows: int
+    pad_rows: int
+    rows_full: bool
+    ref: Optional[str] = None
+    inferred: tuple[str, ...] = ()
+    params: dict = dataclasses.field(default_factory=dict, compare=False)
+
+    @property
+    def in_act_elems(self) -> int:
+        return sum(c * y * x for c, y, x in self.in_shapes)
+
+    @property
+    def out_act_elems(self) -> int:
+        k, y, x = self.out_shape
+        return k * y * x
+
+    @property
+    def ops(self) -> int:
+        """Work in PE operations: MACs, or one op per input element for MAC-free operators."""
+        return self.macs if self.macs > 0 else max(self.in_act_elems, self.out_act_elems)
+
+    @property
+    def aw_ratio(self) -> float:
+        if self.weight_elems == 0:
+            return math.inf
+        return (self.in_act_elems + self.out_act_elems) / self.weight_elems
+
+
+@dataclasses.dataclass(frozen=True)
+class Edge:
+    src: int  # producer layer index, or -1 - i for network input i
+    dst: int
+    elems: int  # elements of the producer's output tensor carried to dst
+    skip: bool
+    inferred: bool
+    operand: int  # which input of dst this edge feeds
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    name: str
+    path: str
+    description: str
+    source: dict
+    data_bytes: int
+    input_names: tuple[str, ...]
+    input_shapes: tuple[tuple[int, int, int], ...]
+    layers: tuple[Layer, ...]
+    edges: tuple[Edge, ...]
+
+    @property
+    def macs(self) -> int:
+        return sum(l.macs for l in self.layers)
+
+    @property
+    def weight_elems(self) -> int:
+        return sum(l.weight_elems for l in self.layers)
+
+    @property
+    def act_elems(self) -> int:
+        return sum(l.out_act_elems for l in self.layers)
+
+    @property
+    def skip_edges(self) -> list[Edge]:
+        return [e for e in self.edges if e.skip]
+
+    def index(self, name: str) -> int:
+        for i, l in enumerate(self.layers):
+            if l.name == name:
+                return i
+        raise KeyError(name)
+
+
+def _out_len(n: int, k: int, s: int, padding: Any) -> tuple[int, int]:
+    """Output length and leading pad for a window k, stride s over n."""
+    if padding == "same":
+        out = -(-n // s)
+        total = max((out - 1) * s + k - n, 0)
+        return out, total // 2
+    if padding == "valid":
+        return (n - k) // s + 1, 0
+    p = int(padding)
+    return (n + 2 * p - k) // s + 1, p
+
+
+def _err(path: str, layer: str, field: str, msg: str) -> WorkloadError:
+    return WorkloadError(f"{path}: layer '{layer}', field '{field}': {msg}")
+
+
+def _int_field(path, lname, spec, key):
+    v = spec[key]
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _err(path, lname, key, f"must be an integer, got {v!r}")
+    if v <= 0 and not (key == "start" and v == 0):
+        raise _err(path, lname, key, f"must be positive, got {v}")
+    return v
+
+
+def build_model(doc: dict, path: str = "<memory>") -> Model:
+    """Validate a parsed workload document and derive every layer's shapes and counts."""
+    if not isinstance(doc, dict):
+        raise WorkloadError(f"{path}: top level must be a mapping")
+    for key in ("name", "inputs", "layers"):
+        if key not in doc:
+            raise WorkloadError(f"{path}: layer '-', field '{key}': missing")
+    data_bytes = doc.get("data_bytes", 1)
+    if not isinstance(data_bytes, int) or data_bytes <= 0:
+        raise _err(path, "-", "data_bytes", f"must be a positive integer, got {data_bytes!r}")
+    shapes: dict[str, tuple[int, int, int]] = {}
+    producer: dict[str, int] = {}
+    input_names, input_shapes = [], []
+    if not isinstance(doc["inputs"], list) or not doc["inputs"]:
+        raise _err(path, "-", "inputs", "must be a non-empty list")
+    for i, inp in enumerate(doc["inputs"]):
+        name = inp.get("name") if isinstance(inp, dict) else None
+        if not name:
+            raise _err(path, f"inputs[{i}]", "name", "missing")
+        shp = inp.get("shape")
+        if not (isinstance(shp, list) and len(shp) == 3 and all(isinstance(v, int) for v in shp)):
+            raise _err(path, name, "shape", f"must be [C, Y, X] integers, got {shp!r}")
+        if min(shp) <= 0:
+            raise _err(path, name, "shape", f"dimensions must be positive, got {shp}")
+        shapes[name] = tuple(shp)
+        producer[name] = -1 - i
+        input_names.append(name)
+        input_shapes.append(tuple(shp))
+
+    raw_layers = doc["layers"]
+    if not isinstance(raw_layers, list) or not raw_layers:
+        raise _err(path, "-", "layers", "must be a non-empty list")
+    all_names = {}
+    for i, spec in enumerate(raw_layers):
+        if not isinstance(spec, dict):
+            raise _err(path, f"layers[{i}]", "-", "each layer must be a mapping")
+        n = spec.get("name")
+        if not n or not isinstance(n, str):
+            raise _err(path, f"layers[{i}]", "name", "missing")
+        if n in all_names or n in shapes:
+            raise _err(path, n, "name", "duplicate name")
+        all_names[n] = i
+
+    layers: list[Layer] = []
+    edges: list[Edge] = []
+    for i, spec in enumerate(raw_layers):
+        lname = spec["name"]
+        op = spec.get("op")
+        if op is None:
+            raise _err(path, lname, "op", "missing")
+        if op not in OPS:
+            raise _err(path, lname, "op", f"unknown op {op!r}; known: {', '.join(OPS)}")
+        for key in _REQUIRED[op]:
+            if key not in spec:
+                raise _err(path, lname, key, f"missing (required for op '{op}')")
+        unknown = set(spec) - _COMMON - set(_REQUIRED[op]) - set(_OPTIONAL[op])
+        if unknown:
+            raise _err(path, lname, sorted(unknown)[0], f"unknown field for op '{op}'")
+        p = dict(_OPTIONAL[op])
+        p.update({k: v for k, v in spec.items() if k not in _COMMON})
+        for key in list(p):
+            # A field given as null is validated too (only the stride_x default may be None).
+            if key in _INT_FIELDS and (p[key] is not None or key in spec):
+                p[key] = _int_field(path, lname, p, key)
+        inputs = spec.get("inputs")
+        if not isinstance(inputs, list) or not inputs or not all(isinstance(s, str) for s in inputs):
+            raise _err(path, lname, "inputs", "must be a non-empty list of names")
+        for src in inputs:
+            if src not in shapes:
+                if src in all_names and all_names[src] == i:
+                    raise _err(path, lname, "inputs", "layer consumes itself (cycle)")
+                if src in all_names:
+                    # A forward reference is a cycle if the later layer reaches this one.
+                    if _reaches(raw_layers, all_names, src, lname):
+                        raise _err(path, lname, "inputs",
+                                   f"cycle: '{src}' depends on '{lname}'")
+                    raise _err(path, lname, "inputs",
+                               f"'{src}' is listed after its consumer; list layers in "
+                               "topological order")
+                raise _err(path, lname, "inputs", f"unknown layer or input '{src}'")
+        inferred = spec.get("inferred", []) or []
+        if not isinstance(inferred, list) or any(s not in inputs for s in inferred):
+            raise _err(path, lname, "inferred", "must list a subset of the layer's inputs")
+        in_shapes = tuple(shapes[s] for s in inputs)
+        layer = _derive(path, lname, op, p, in_shapes, spec)
+        layers.append(layer)
+        shapes[lname] = layer.out_shape
+        producer[lname] = i
+        for operand, src in enumerate(inputs):
+            j = producer[src]
+            c, y, x = shapes[src]
+            edges.append(Edge(src=j, dst=i, elems=c * y * x, skip=(j != i - 1 if j >= 0 else i != 0),
+                              inferred=src in inferred, operand=operand))
+    return Model(
+        name=str(doc["name"]), path=path, description=str(doc.get("description", "")),
+        source=dict(doc.get("source", {}) or {}), data_bytes=data_bytes,
+        input_names=tuple(input_names), input_shapes=tuple(input_shapes),
+        layers=tuple(layers), edges=tuple(edges))
+
+
+def _reaches(raw_layers, all_names, start: str, target: str) -> bool:
+    seen, stack = set(), [start]
+    while stack:
+        n = stack.pop()
+        if n == target:
+            return True
+        if n in seen or n not in all_names:
+            continue
+        seen.add(n)
+        stack.extend(raw_layers[all_names[n]].get("inputs", []) or [])
+    return False
+
+
+def _derive(path, lname, op, p, in_shapes, spec) -> Layer:
+    def mismatch(field, want, got):
+        return _err(path, lname, field, f"expects {want} but its producer gives {got}")
+
+    ref = spec.get("ref")
+    inferred = tuple(spec.get("inferred", []) or [])
+    n_in = len(in_shapes)
+    if op in ("conv", "pool"):
+        if n_in != 1:
+            raise _err(path, lname, "inputs", f"'{op}' takes one input, got {n_in}")
+        C, Y, X, R, S = p["C"], p["Y"], p["X"], p["R"], p["S"]
+        if in_shapes[0] != (C, Y, X):
+            raise mismatch("C/Y/X", [C, Y, X], list(in_shapes[0]))
+        sy = p["stride"]
+        sx = p["stride_x"] or sy
+        pad = p["padding"]
+        if pad not in ("same", "valid") and (not isinstance(pad, int) or isinstance(pad, bool)
+                                             or pad < 0):
+            raise _err(path, lname, "padding",
+                       f"must be same, valid or a non-negative integer, got {pad!r}")
+        Yo, pad_y = _out_len(Y, R, sy, pad)
+        Xo, _ = _out_len(X, S, sx, pad)
+        if Yo <= 0 or Xo <= 0:
+            raise _err(path, lname, "R/S", f"kernel {R}x{S} larger than input {Y}x{X}")
+        if op == "conv":
+            K, g = p["K"], p["groups"]
+            if C % g or K % g:
+                raise _err(path, lname, "groups", f"{g} must divide C={C} and K={K}")
+            macs = Yo * Xo * K * (C // g) * R * S
+            w = K * (C // g) * R * S
+            out = (K, Yo, Xo)
+        else:
+            if p["kind"] not in ("max", "avg"):
+                raise _err(path, lname, "kind", f"must be max or avg, got {p['kind']!r}")
+            macs, w, out = 0, 0, (C, Yo, Xo)
+        return Layer(lname, op, tuple(spec["inputs"]), in_shapes, out, macs, w,
+                     kernel_rows=R, stride_rows=sy, pad_rows=pad_y,
+                     rows_full=(Yo == 1 and Y > 1), ref=ref, inferred=inferred, params=p)
+    if op == "fc":
+        if n_in != 1:
+            raise _err(path, lname, "inputs", f"'fc' takes one input, got {n_in}")
+        C, K, Y, X = p["C"], p["K"], p["Y"], p["X"]
+        got = math.prod(in_shapes[0])
+        if got != C * Y * X:
+            raise mismatch("C", f"{C * Y * X} elements (C*Y*X)", f"{got} {list(in_shapes[0])}")
+        # A row-wise fc (tokens are rows) pipelines row by row; an fc over a flattened map does not.
+        rowwise = in_shapes[0][1] == Y
+        return Layer(lname, op, tuple(spec["inputs"]), in_shapes, (K, Y, X), Y * X * C * K, C * K,
+                     kernel_rows=1, stride_rows=1, pad_rows=0, rows_full=not rowwise,
+                     ref=ref, inferred=inferred, params=p)
+    if op == "matmul":
+        if n_in != 2:
+            raise _err(path, lname, "inputs", f"'matmul' takes two inputs, got {n_in}")
+        H, M, N, Kd = p["heads"], p["M"], p["N"], p["Kd"]
+        a, b = math.prod(in_shapes[0]), math.prod(in_shapes[1])
+        if a != H * M * Kd:
+            raise mismatch("M/Kd", f"{H * M * Kd} elements (heads*M*Kd)", f"{a} {list(in_shapes[0])}")
+        if b != H * Kd * N:
+            raise mismatch("N/Kd", f"{H * Kd * N} elements (heads*Kd*N)", f"{b} {list(in_shapes[1])}")
+        return Layer(lname, op, tuple(spec["inputs"]), in_shapes, (H * N, M, 1), H * M * N * Kd, 0,
+                     kernel_rows=1, stride_rows=1, pad_rows=0, rows_full=True,
+                     ref=ref, inferred=inferred, params=p)
+    if op == "add":
+        if n_in < 2:
+            raise _err(path, lname, "inputs", f"'add' takes two or more inputs, got {n_in}")
+        for s in in_shapes[1:]:
+            if s != in_shapes[0]:
+                raise mismatch("inputs", list(in_shapes[0]), list(s))
+        return Layer(lname, op, tuple(spec["inputs"]), in_shapes, in_shapes[0], 0, 0,
+                     kernel_rows=1, stride_rows=1, pad_rows=0, rows_full=False,
+                     ref=ref, inferred=inferred, params=p)
+    if op == "concat":
+        if n_in < 2:
+            raise _err(path, lname, "inputs", f"'concat' takes two or more inputs, got {n_in}")
+        for s in in_shapes[1:]:
+            if s[1:] != in_shapes[0][1:]:
+                raise mismatch("inputs", f"rows/cols {list(in_shapes[0][1:])}", list(s[1:]))
+        out = (sum(s[0] for s in in_shapes),) + tuple(in_shapes[0][1:])
+        return Layer(lname, op, tuple(spec["inputs"]), in_shapes, out, 0, 0,
+                     kernel_rows=1, stride_rows=1, pad_rows=0, rows_full=False,
+                     ref=ref, inferred=inferred, params=p)
+    if op == "slice":
+        if n_in != 1:
+            raise _err(path, lname, "inputs", f"'slice' takes one input, got {n_in}")
+        c, y, x = in_shapes[0]
+        if p["start"] + p["C"] > c:
+            raise _err(path, lname, "C", f"channels [{p['start']}, {p['start'] + p['C']}) exceed "
+                       f"the producer's {c}")
+        return Layer(lname, op, tuple(spec["inputs"]), in_shapes, (p["C"], y, x), 0, 0,
+                     kernel_rows=1, stride_rows=1, pad_rows=0, rows_full=False,
+                     ref=ref, inferred=inferred, params=p)
+    if op == "reshape":
+        if n_in != 1:
+            raise _err(path, lname, "inputs", f"'reshape' takes one input, got {n_in}")
+        C, Y, X = p["C"], p["Y"], p["X"]
+        got = math.prod(in_shapes[0])
+        if got != C * Y * X:
+            raise mismatch("C/Y/X", f"{C * Y * X} elements (C*Y*X)", f"{got} {list(in_shapes[0])}")
+        return Layer(lname, op, tuple(spec["inputs"]), in_shapes, (C, Y, X), 0, 0,
+                     kernel_rows=1, stride_rows=1, pad_rows=0, rows_full=in_shapes[0][1] != Y,
+                     ref=ref, inferred=inferred, params=p)
+    # upsample
+    if n_in != 1:
+        raise _err(path, lname, "inputs", f"'upsample' takes one input, got {n_in}")
+    f = p["factor"]
+    fx = p["factor_x"] or f
+    c, y, x = in_shapes[0]
+    return Layer(lname, op, tuple(spec["inputs"]), in_shapes, (c, y * f, x * fx), 0, 0,
+                 kernel_rows=1, stride_rows=1, pad_rows=0, rows_full=False,
+                 ref=ref, inferred=inferred, params=p)
+
+
+def load_model(path_or_name: str | Path) -> Model:
+    """Load a model by built-in name (`GE_FBNet_C`) or by path (.yaml, .csv layer table, .m)."""
+    path = resolve_model_path(path_or_name)
+    suffix = path.suffix.lower()
+    if suffix in (".csv",) or (suffix in (".yaml", ".yml") and _is_layer_table_yaml(path)):
+        from pipeorgan_jax import importers
+        return importers.load_layer_table(path)
+    if suffix == ".m":
+        from pipeorgan_jax import importers
+        models = importers.load_maestro(path)
+        if len(models) != 1:
+            raise WorkloadError(f"{path}: holds {len(models)} networks; load it as a scenario")
+        return models[0]
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise WorkloadError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    return build_model(doc, str(path))
+
+
+def _is_layer_table_yaml(path: Path) -> bool:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return False
+    return isinstance(doc, dict) and "table" in doc and "layers" not in doc
+
+
+def builtin_models() -> list[str]:
+    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
+
+
+def resolve_model_path(path_or_name: str | Path) -> Path:
+    p = Path(path_or_name)
+    if p.suffix and p.exists():
+        return p
+    cand = MODELS_DIR / f"{path_or_name}.yaml"
+    if cand.exists():
+        return cand
+    if p.suffix:
+        raise WorkloadError(f"{p}: no such file")
+    raise WorkloadError(f"unknown model '{path_or_name}'; built-in models: "
+                        f"{', '.join(builtin_models())}")
+
+
+def summarize(model: Model) -> dict:
+    aw = sorted(l.aw_ratio for l in model.layers if l.weight_elems > 0)
+    med = aw[len(aw) // 2] if aw else math.nan
+    db = model.data_bytes
+    return {
+        "layers": len(model.layers),
+        "edges": len(model.edges),
+        "skip_edges": len(model.skip_edges),
+        "inferred_edges": sum(e.inferred for e in model.edges),
+        "macs": model.macs,
+        "weight_elems": model.weight_elems,
+        "weight_mb": model.weight_elems * db / 1e6,
+        "act_mb": model.act_elems * db / 1e6,
+        "aw_min": aw[0] if aw else math.nan,
+        "aw_median": med,
+        "aw_max": aw[-1] if aw else math.nan,
+    }
+
+
+def _main(argv: list[str]) -> int:
+    if not argv:
+        print("usage: python -m pipeorgan_jax.workload FILE_OR_NAME [...]", file=sys.stderr)
+        return 2
+    rc = 0
+    for a in argv:
+        try:
+            m = load_model(a)
+        except WorkloadError as e:
+            print(f"error: {e}", file=sys.stderr)
+            rc = 1
+            continue
+        s = summarize(m)
+        print(f"{m.name}: {s['layers']} layers, {s['edges']} edges, {s['skip_edges']} skip "
+              f"({s['inferred_edges']} inferred), {s['macs']:,} MACs, "
+              f"{s['weight_elems']:,} weights, A/W {s['aw_min']:.3g}..{s['aw_max']:.3g}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
