@@ -44,6 +44,9 @@ def _json_default(o):
 
 
 def run(cfg: DictConfig) -> int:
+    import logging
+    for noisy in ("jax", "jax._src.xla_bridge", "matplotlib", "absl"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if cfg.get("workload") is None:
         print("error: no workload given. Add one with +workload=<name>; available:",
               file=sys.stderr)

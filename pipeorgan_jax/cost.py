@@ -42,6 +42,9 @@ class ModelArrays:
     in_full_bytes: jnp.ndarray
     net_out: jnp.ndarray  # bool: consumed by nothing
     in_src: jnp.ndarray  # [L, D] producer layer of each in-edge, -1 none / network input
+    in_eidx: jnp.ndarray  # [L, D] edge index of each in-edge, -1 none
+    out_eidx: jnp.ndarray  # [L, D2] edge index of each out-edge, -1 none
+    t_end_idx: jnp.ndarray  # [L, D3] tensors whose last consumer is layer l, -1 none
     in_bytes: jnp.ndarray  # [L, D]
     e_src: jnp.ndarray  # [E] producer layer, -1 for a network input
     e_dst: jnp.ndarray
@@ -61,6 +64,8 @@ class HwArrays:
     hy: jnp.ndarray  # [GH]
     glbx: jnp.ndarray  # [GW] mean port-flow hops to a unit column
     perm: jnp.ndarray  # [U] interleaving permutation
+    cum_x: jnp.ndarray  # [4, U+1, GW] per organization: units among its first v slots per column
+    cum_y: jnp.ndarray  # [4, U+1, GH]
     sram: float
     glb: float
     glb_bw: float
@@ -73,6 +78,8 @@ class HwArrays:
     e_noc: float
     e_glb: float
     e_dram: float
+    topology: str = struct.field(pytree_node=False)
+    express_k: int = struct.field(pytree_node=False)
     U: int = struct.field(pytree_node=False)
     GH: int = struct.field(pytree_node=False)
     GW: int = struct.field(pytree_node=False)
@@ -96,6 +103,10 @@ class Cost(NamedTuple):
     byte_hops: jnp.ndarray
     glb_bytes: jnp.ndarray
     dram_bytes: jnp.ndarray
+    # per layer: the cost of the segment that starts at this layer (0 elsewhere)
+    seg_latency: jnp.ndarray
+    seg_energy: jnp.ndarray
+    seg_feasible: jnp.ndarray
 
 
 def model_arrays(model: Model) -> ModelArrays:
@@ -122,19 +133,34 @@ def model_arrays(model: Model) -> ModelArrays:
     deg = max(1, max(len(l.inputs) for l in model.layers))
     in_src = np.full((L, deg), -1, np.int32)
     in_bytes = np.zeros((L, deg), np.float32)
+    in_eidx = np.full((L, deg), -1, np.int32)
     fill = [0] * L
-    for e in model.edges:
+    outs: dict[int, list[int]] = {}
+    for ei, e in enumerate(model.edges):
         in_src[e.dst, fill[e.dst]] = e.src if e.src >= 0 else -1
         in_bytes[e.dst, fill[e.dst]] = e.elems * db
+        in_eidx[e.dst, fill[e.dst]] = ei
         fill[e.dst] += 1
+        if e.src >= 0:
+            outs.setdefault(e.src, []).append(ei)
+    out_eidx = np.full((L, max([1] + [len(v) for v in outs.values()])), -1, np.int32)
+    for l, v in outs.items():
+        out_eidx[l, :len(v)] = v
     tensors = list(range(L)) + [-1 - i for i in range(len(model.input_names))]
+    ends: dict[int, list[int]] = {}
+    for ti, t in enumerate(tensors):
+        if consumers.get(t):
+            ends.setdefault(max(consumers[t]), []).append(ti)
+    t_end_idx = np.full((L, max([1] + [len(v) for v in ends.values()])), -1, np.int32)
+    for l, v in ends.items():
+        t_end_idx[l, :len(v)] = v
     t_bytes = [model.layers[t].out_act_elems * db if t >= 0 else math.prod(model.input_shapes[-1 - t]) * db
                for t in tensors]
     return ModelArrays(
         K=f(K), Yo=f(Yo), Xo=f(Xo), Yin=f(Yin), halo=f(halo), rows_full=np.asarray(full),
         m=f(m), ops=f(ops), W=f(W), out_bytes=f(ob), in_row_bytes=f(irb), in_full_bytes=f(ifb),
         net_out=np.asarray([i not in consumers for i in range(L)]),
-        in_src=in_src, in_bytes=in_bytes,
+        in_src=in_src, in_bytes=in_bytes, in_eidx=in_eidx, out_eidx=out_eidx, t_end_idx=t_end_idx,
         e_src=np.asarray([max(e.src, -1) for e in model.edges], np.int32),
         e_dst=np.asarray([e.dst for e in model.edges], np.int32),
         e_bytes=f([e.elems * db for e in model.edges]),
@@ -153,15 +179,23 @@ def hw_arrays(hw: Hardware, max_depth: int = 16) -> HwArrays:
     x = np.arange(hw.cols)
     port = 1 + hops(x, hw.cols, hw.topology, k)
     glbx = port.reshape(gw, hw.unit_cols).mean(1).astype(np.float32)
+    perm = interleave_perm(hw.n_units)
+    cum_x = np.zeros((4, hw.n_units + 1, gw), np.float32)
+    cum_y = np.zeros((4, hw.n_units + 1, gh), np.float32)
+    for o in range(4):
+        order = perm if ORG_INTERLEAVED[o] else np.arange(hw.n_units)
+        pos = cv[ORG_CURVE[o]][order]
+        cum_y[o, 1:] = np.cumsum(np.eye(gh, dtype=np.float32)[pos[:, 0]], axis=0)
+        cum_x[o, 1:] = np.cumsum(np.eye(gw, dtype=np.float32)[pos[:, 1]], axis=0)
     return HwArrays(
         curve_y=cv[:, :, 0], curve_x=cv[:, :, 1], hx=hx, hy=hy, glbx=glbx,
-        perm=interleave_perm(hw.n_units),
+        perm=interleave_perm(hw.n_units), cum_x=cum_x, cum_y=cum_y,
         sram=float(hw.pe_sram_bytes), glb=float(hw.glb_bytes), glb_bw=hw.glb_bytes_per_cycle,
         dram_bw=hw.dram_bytes_per_cycle, link_bw=hw.link_bytes_per_cycle,
         macs_per_cycle=float(hw.macs_per_pe_per_cycle), db=float(hw.data_bytes),
         e_mac=hw.mac_pj, e_sram=hw.pe_sram_pj_per_byte, e_noc=hw.noc_pj_per_byte_hop,
         e_glb=hw.glb_pj_per_byte, e_dram=hw.dram_pj_per_byte,
-        U=hw.n_units, GH=gh, GW=gw, uh=hw.unit_rows, uw=hw.unit_cols,
+        topology=hw.topology, express_k=hw.express_k, U=hw.n_units, GH=gh, GW=gw, uh=hw.unit_rows, uw=hw.unit_cols,
         max_depth=int(min(max_depth, hw.n_units)))
 
 
@@ -175,13 +209,19 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     g = ha.uh * ha.uw
     idx = jnp.arange(L)
     seg_end = p.seg_end.at[L - 1].set(True)
-    seg_id = jnp.cumsum(seg_end) - seg_end.astype(jnp.int32)
-    first = jax.ops.segment_min(idx, seg_id, num_segments=L)
-    last = jax.ops.segment_max(idx, seg_id, num_segments=L)
-    f_l, z_l = first[seg_id], last[seg_id]
+    starts = jnp.concatenate([jnp.ones(1, bool), seg_end[:-1]])
+    f_l = jax.lax.cummax(jnp.where(starts, idx, 0))  # first layer of l's segment
+    z_l = jax.lax.cummin(jnp.where(seg_end, idx, L - 1), reverse=True)  # last layer
     depth = z_l - f_l + 1
     k_l = idx - f_l  # position inside the segment
     too_deep = depth > D
+    # Segment reductions over a window of D layers from the segment's first layer: segments
+    # are contiguous and at most D deep (deeper ones are infeasible, reason 1).
+    win = f_l[:, None] + jnp.arange(D)[None, :]
+    win_ok = jnp.arange(D)[None, :] < depth[:, None]
+    win = jnp.clip(win, 0, L - 1)
+    seg_sum = lambda v: jnp.where(win_ok, v[win], 0.0).sum(1)
+    seg_max = lambda v: jnp.where(win_ok, v[win], -jnp.inf).max(1)
     gran = p.gran[z_l]
     org = p.org[z_l]
     part = p.part
@@ -195,36 +235,46 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     S_prev = S - share
     Wt = S[z_l]
     free = jnp.maximum(U - depth, 0)
-    n_l = 1 + (free * S) // Wt - (free * S_prev) // Wt
+    n_l = jnp.maximum(1 + (free * S) // Wt - (free * S_prev) // Wt, 1)
     n_f = n_l.astype(F32)
     P_f = n_f * g
 
     # Slots of every potential unit m (0..U-1) of each layer: [L, U].
     mm = jnp.arange(U)
-    # contiguous: start = units of the earlier layers of the segment
     ncum = jnp.cumsum(n_l)
     nbase = jnp.where(f_l > 0, ncum[jnp.maximum(f_l - 1, 0)], 0)
-    start_l = ncum - n_l - nbase
-    contiguous_slot = start_l[:, None] + mm[None, :]
-    inter_slot = ha.perm[jnp.clip(contiguous_slot, 0, U - 1)]
-    inter = jnp.asarray(ORG_INTERLEAVED)[org]
-    slot = jnp.where(inter[:, None], inter_slot, contiguous_slot)
-    slot = jnp.clip(slot, 0, U - 1)
-    cid = jnp.asarray(ORG_CURVE)[org]
-    uy = ha.curve_y[cid[:, None], slot]  # [L, U] unit row of unit m
-    ux = ha.curve_x[cid[:, None], slot]
+    start_l = ncum - n_l - nbase  # units of the earlier layers of the segment
     valid_m = mm[None, :] < n_l[:, None]
+    inter = jnp.asarray(ORG_INTERLEAVED)[org][:, None]
+    cid = jnp.asarray(ORG_CURVE)[org][:, None]
 
-    # Chunk q lives on unit floor(q n / U): positions per chunk [L, U].
-    mq = (mm[None, :] * n_l[:, None]) // U
-    cy = jnp.take_along_axis(uy, mq, axis=1)
-    cx = jnp.take_along_axis(ux, mq, axis=1)
-    # Histograms over unit columns/rows: chunk distribution and uniform-over-units.
-    oh_cx = jax.nn.one_hot(cx, ha.GW, dtype=F32).sum(1) / U  # [L, GW]
-    oh_cy = jax.nn.one_hot(cy, ha.GH, dtype=F32).sum(1) / U
-    vm = valid_m.astype(F32)[..., None]
-    oh_ux = (jax.nn.one_hot(ux, ha.GW, dtype=F32) * vm).sum(1) / n_f[:, None]
-    oh_uy = (jax.nn.one_hot(uy, ha.GH, dtype=F32) * vm).sum(1) / n_f[:, None]
+    def position(m):
+        """Unit (row, col) of unit m of each layer, by arithmetic (no table gathers)."""
+        v = jnp.clip(start_l[:, None] + m, 0, U - 1)
+        sl = jnp.where(inter, _perm(v, ha), v)
+        return _curve_pos(sl, cid, ha)
+
+    # Chunk q lives on unit m(q): the first U mod n units hold ceil(U/n) chunks, the rest
+    # floor(U/n) (docs/cost_model.md, "Data placement").
+    bq = U // n_l[:, None]
+    rq = U % n_l[:, None]
+    q = mm[None, :]
+    m_q = jnp.where(q < rq * (bq + 1), q // (bq + 1), rq + (q - rq * (bq + 1)) // jnp.maximum(bq, 1))
+    cy, cx = position(m_q)  # [L, U] unit position of chunk q
+
+    # Histograms over unit columns/rows from prefix-count tables of each organization's
+    # slot order: units of a layer are the contiguous positions [start, start + n).
+    o = org
+
+    def span(cum, a, b):
+        return cum[o, b] - cum[o, a]  # [L, bins]
+
+    s0, s1, s2 = start_l, start_l + n_l, start_l + (U % n_l)
+    bqf = (U // n_l).astype(F32)[:, None]
+    oh_ux = span(ha.cum_x, s0, s1) / n_f[:, None]  # uniform over the layer's units
+    oh_uy = span(ha.cum_y, s0, s1) / n_f[:, None]
+    oh_cx = (bqf * span(ha.cum_x, s0, s1) + span(ha.cum_x, s0, s2)) / U  # chunk distribution
+    oh_cy = (bqf * span(ha.cum_y, s0, s1) + span(ha.cum_y, s0, s2)) / U
     # data distribution of each layer's output: chunks if position-split, else uniform
     dx = jnp.where(pos_split[:, None], oh_cx, oh_ux)
     dy = jnp.where(pos_split[:, None], oh_cy, oh_uy)
@@ -236,7 +286,7 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     T = jnp.asarray(GRAN_ROWS, F32)[gran]
     T = jnp.where(T == 0, Yo_z, T)
     n_tiles = jnp.ceil(Yo_z / T)
-    min_rows = jax.ops.segment_min(ma.Yo, seg_id, num_segments=L)[seg_id]
+    min_rows = -seg_max(-ma.Yo)
     n_tiles = jnp.maximum(jnp.minimum(n_tiles, min_rows), 1.0)
     r = jnp.ceil(ma.Yo / n_tiles)
     h = jnp.minimum(ma.Yin, jnp.ceil(r * ma.Yin / ma.Yo) + ma.halo)
@@ -245,13 +295,14 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     # Edges.
     es, ed, eb = ma.e_src, ma.e_dst, ma.e_bytes
     es_c = jnp.maximum(es, 0)
-    intra = (es >= 0) & (seg_id[es_c] == seg_id[ed])
+    intra = (es >= 0) & (f_l[es_c] == f_l[ed])
     lag = jnp.where(ma.rows_full[ed], n_tiles[ed] - 1,
                     jnp.minimum(n_tiles[ed] - 1, jnp.floor((h[ed] - 1) / r[es_c])))
     lag = jnp.maximum(lag, 0.0)
     ps, pd = pos_split[es_c], pos_split[ed]
     # case 1: chunk-matched flows
-    hop_q = ha.hx[jnp.abs(cx[es_c] - cx[ed])] + ha.hy[jnp.abs(cy[es_c] - cy[ed])]  # [E, U]
+    hop_q = (_hops(jnp.abs(cx[es_c] - cx[ed]) * ha.uw, ha.GW * ha.uw, ha)
+             + _hops(jnp.abs(cy[es_c] - cy[ed]) * ha.uh, ha.GH * ha.uh, ha))  # [E, U]
     bh1 = eb * hop_q.mean(1)
     # case 2: consumer channel-split (every consumer unit gets all of B)
     pair_x = jnp.einsum("ea,ab,eb->e", dx[es_c], HX, oh_ux[ed])
@@ -265,24 +316,23 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     recv = jnp.where(pd, eb, eb * n_f[ed])  # bytes arriving into the consumer's units
     bcast = part[ed] != 0  # channel or hybrid consumer broadcasts inside each unit
     bcast_bh = jnp.where(bcast, recv * (g - 1), 0.0)
-    deliv = jnp.where(bcast, recv * g, recv)
+    e_deliv = jnp.where(bcast, recv * g, recv)
     # GLB -> consumer for segment inputs
     dist_c_x = jnp.where(pd[:, None], oh_cx[ed], oh_ux[ed])
-    port_hops_in = dist_c_x @ ha.glbx
-    glb_in_bh = recv * port_hops_in + bcast_bh
+    glb_in_bh = recv * (dist_c_x @ ha.glbx) + bcast_bh
     e_bh = jnp.where(intra, inter_bh + bcast_bh, glb_in_bh)
-    e_deliv = deliv
     cross_in = ~intra  # edge read from the GLB
 
-    # Outputs written to the GLB.
-    has_cross = jax.ops.segment_sum(jnp.where((es >= 0) & ~intra, 1, 0), es_c, num_segments=L) > 0
-    to_glb = has_cross | ma.net_out
-    out_port = dx @ ha.glbx
-    out_bh = jnp.where(to_glb, ma.out_bytes * out_port, 0.0)
+    # Per-layer sums over in-edges and out-edges (static edge lists).
+    def by_dst(v):
+        return jnp.where(ma.in_eidx >= 0, v[jnp.maximum(ma.in_eidx, 0)], 0.0).sum(1)
+
+    has_cross = jnp.where(ma.out_eidx >= 0, cross_in[jnp.maximum(ma.out_eidx, 0)], False).any(1)
+    to_glb = has_cross | ma.net_out  # outputs written to the GLB
+    out_bh = jnp.where(to_glb, ma.out_bytes * (dx @ ha.glbx), 0.0)
 
     # Capacity.
-    Kf = ma.K
-    W = ma.W
+    Kf, W = ma.K, ma.W
     w_pe = jnp.where(part == 0, W, jnp.where(part == 1, jnp.ceil(Kf / P_f) * W / Kf,
                                              jnp.ceil(Kf / g) * W / Kf))
     I = jnp.where(ma.rows_full, ma.in_full_bytes, h * ma.in_row_bytes)
@@ -290,8 +340,7 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     O_pe = r * Kf * ma.Xo * ha.db / P_f
     k_e = k_l[ed] - k_l[es_c]
     skip_b = jnp.where(intra & (k_e > 1), (k_e - 1 + lag) * eb / n_tiles[ed], 0.0) / P_f[ed]
-    skip_pe = jax.ops.segment_sum(skip_b, ed, num_segments=L)
-    need = w_pe + 2 * (I_pe + O_pe) + skip_pe
+    need = w_pe + 2 * (I_pe + O_pe) + by_dst(skip_b)
     over = need > ha.sram
     restream = over & (need - w_pe <= ha.sram)
     no_fit = over & ~restream
@@ -299,8 +348,7 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     # weights over the NoC: spatial every unit gets W and broadcasts; channel W/n per unit;
     # hybrid W per unit, no broadcast
     w_recv = jnp.where(part == 1, W, W * n_f) * wmult
-    port_w = oh_ux @ ha.glbx
-    w_bh = w_recv * port_w + jnp.where(part == 0, w_recv * (g - 1), 0.0)
+    w_bh = w_recv * (oh_ux @ ha.glbx) + jnp.where(part == 0, w_recv * (g - 1), 0.0)
     w_deliv = jnp.where(part == 0, w_recv * g, w_recv)
 
     byte_hops = e_bh.sum() + out_bh.sum() + w_bh.sum()
@@ -311,40 +359,35 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     glb_reads = jnp.where(cross_in, eb, 0.0).sum() + (W * wmult).sum()
     glb_writes = jnp.where(to_glb, ma.out_bytes, 0.0).sum() + net_in_bytes.sum() + W.sum()
     glb_bytes = glb_reads + glb_writes
-    # live tensors per segment
-    t_prod_seg = jnp.where(ma.t_prod >= 0, seg_id[jnp.maximum(ma.t_prod, 0)], 0)
-    t_last_seg = jnp.where(ma.t_last >= 0, seg_id[jnp.maximum(ma.t_last, 0)], -1)
-    t_cross = (t_last_seg > t_prod_seg) | (ma.t_prod < 0)
-    # live(s) = sum of crossing tensors with prod_seg <= s <= last_seg (difference array)
-    tb = jnp.where(t_cross, ma.t_bytes, 0.0)
-    live = jnp.cumsum(jax.ops.segment_sum(tb, t_prod_seg, num_segments=L + 1)
-                      - jax.ops.segment_sum(tb, jnp.maximum(t_last_seg, t_prod_seg) + 1,
-                                            num_segments=L + 1))[:L]
-    live = live + jax.ops.segment_sum(jnp.where(restream, W, 0.0), seg_id, num_segments=L)
+    # GLB live bytes while a segment runs: crossing tensors alive at its start plus the
+    # crossing tensors it produces (exactly the contract's "intersecting" set).
+    cross_out = (ma.t_last[:L] > z_l)  # layer tensors consumed after their segment
+    tb_layer = jnp.where(cross_out, ma.t_bytes[:L], 0.0)
+    in_bytes_total = net_in_bytes.sum()
+    ended = jnp.where(ma.t_end_idx >= 0, jnp.concatenate([tb_layer, net_in_bytes[L:]])[
+        jnp.maximum(ma.t_end_idx, 0)], 0.0).sum(1)  # crossing bytes last consumed at l
+    alive_at = (in_bytes_total + jnp.concatenate([jnp.zeros(1), jnp.cumsum(tb_layer)[:-1]])
+                - jnp.concatenate([jnp.zeros(1), jnp.cumsum(ended)[:-1]]))  # t_prod < l <= t_last
+    live = alive_at[f_l] + seg_sum(tb_layer) + seg_sum(jnp.where(restream, W, 0.0))
     spill = 2.0 * jnp.maximum(live.max() - ha.glb, 0.0)
     net_out_bytes = jnp.where(ma.net_out, ma.out_bytes, 0.0)
     dram_bytes = W.sum() + net_in_bytes.sum() + net_out_bytes.sum() + spill
 
     # Link loads (unit-level estimate; the reference counts every link).
-    seg_e = seg_id[ed]
-    port_rows_in = (jnp.where(cross_in[:, None], recv[:, None] * jnp.where(pd[:, None], oh_cy[ed], oh_uy[ed]), 0.0))
-    port_in = jax.ops.segment_sum(port_rows_in, seg_e, num_segments=L)
-    wrow = (w_recv[:, None] * oh_uy)
-    port_in = port_in + jax.ops.segment_sum(wrow, seg_id, num_segments=L)
-    port_out = jax.ops.segment_sum(jnp.where(to_glb[:, None], ma.out_bytes[:, None] * dy, 0.0),
-                                   seg_id, num_segments=L)
-    port_max = jnp.maximum(port_in.max(1), port_out.max(1)) / ha.uh  # per PE row port link
-    # bytes each consumer unit receives per inference, over all its in-edges and weights
+    oh_dst_y = jnp.where(pd[:, None], oh_cy[ed], oh_uy[ed])
+    port_in_e = jnp.where(cross_in[:, None], recv[:, None] * oh_dst_y, 0.0)  # [E, GH]
+    port_in = seg_sum_rows(by_dst_rows(port_in_e, ma.in_eidx) + w_recv[:, None] * oh_uy, win, win_ok)
+    port_out = seg_sum_rows(jnp.where(to_glb[:, None], ma.out_bytes[:, None] * dy, 0.0), win, win_ok)
+    port_in_max = port_in.max(1) / ha.uh  # per PE-row port link
+    port_out_max = port_out.max(1) / ha.uh
     chunks_per_unit = jnp.ceil(U / n_f) / U  # largest unit's share of the chunks
     per_unit_in = jnp.where(pd, eb * chunks_per_unit[ed], eb)
-    unit_in = jax.ops.segment_sum(per_unit_in, ed, num_segments=L)
     unit_w = jnp.where(part == 1, W / n_f, W) * wmult
-    bc_in = jax.ops.segment_sum(jnp.where(bcast, per_unit_in, 0.0), ed, num_segments=L)
-    bc_in = bc_in + jnp.where(part == 0, unit_w, 0.0)
+    bc_in = by_dst(jnp.where(bcast, per_unit_in, 0.0)) + jnp.where(part == 0, unit_w, 0.0)
     intra_link = bc_in * (ha.uh - 1) / ha.uh
-    edge_link = (unit_in + unit_w) / min(ha.uh, ha.uw)
-    unit_link = jnp.maximum(intra_link, edge_link)
-    seg_link = jnp.maximum(port_max, jax.ops.segment_max(unit_link, seg_id, num_segments=L))
+    edge_link = (by_dst(per_unit_in) + unit_w) / min(ha.uh, ha.uw)
+    seg_link = jnp.maximum(jnp.maximum(port_in_max, port_out_max),
+                           seg_max(jnp.maximum(intra_link, edge_link)))
     max_link = seg_link.max()
 
     # Timing.
@@ -353,36 +396,35 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
                     jnp.where(part == 1, jnp.ceil(Kf / P_f) * Q,
                               jnp.ceil(Q / n_f) * jnp.ceil(Kf / g))) * ma.m
     cyc = jnp.ceil(cyc / ha.macs_per_cycle)
-    nt_s = jax.ops.segment_max(n_tiles, seg_id, num_segments=L)
-    seg_glb = (jax.ops.segment_sum(jnp.where(cross_in, eb, 0.0), seg_e, num_segments=L)
-               + jax.ops.segment_sum(jnp.where(to_glb, ma.out_bytes, 0.0) + jnp.where(restream, W * n_tiles, 0.0),
-                                     seg_id, num_segments=L))
-    in_first_seg = jnp.where(ma.t_first >= 0, seg_id[jnp.maximum(ma.t_first, 0)], 0)
-    seg_dram = (jax.ops.segment_sum(net_in_bytes, in_first_seg, num_segments=L)
-                + jax.ops.segment_sum(net_out_bytes, seg_id, num_segments=L))
-    tau = jnp.maximum(jax.ops.segment_max(cyc, seg_id, num_segments=L),
-                      jnp.maximum(seg_link / ha.link_bw,
-                                  jnp.maximum(seg_glb / ha.glb_bw, seg_dram / ha.dram_bw)) / jnp.maximum(nt_s, 1.0))
-    tau_l = tau[seg_id]
-    # fill: F_l = max over in-segment producers (F_p + lag * tau) + c_l, in layer order
+    g_in = seg_sum(by_dst(jnp.where(cross_in, eb, 0.0)) + jnp.where(restream, W * n_tiles, 0.0))
+    g_out = seg_sum(jnp.where(to_glb, ma.out_bytes, 0.0))
+    first_use = jnp.clip(ma.t_first, 0, L - 1)
+    net_in_first = jnp.zeros(L, F32).at[first_use].add(net_in_bytes)
+    seg_dram = seg_sum(net_in_first + net_out_bytes)
+    t_in = jnp.maximum(g_in / ha.glb_bw, port_in_max / ha.link_bw) / n_tiles
+    t_out = jnp.maximum(g_out / ha.glb_bw, port_out_max / ha.link_bw) / n_tiles
+    tau = jnp.maximum(seg_max(cyc), jnp.maximum(
+        seg_link / ha.link_bw, jnp.maximum((g_in + g_out) / ha.glb_bw, seg_dram / ha.dram_bw)) / n_tiles)
+    # fill: F_l = max(GLB input time, max over in-segment producers F_p + lag * tau) + c_l
     src_c = jnp.maximum(ma.in_src, 0)
-    h_l = h[:, None]
     lag_in = jnp.where(ma.rows_full[:, None], n_tiles[:, None] - 1,
-                       jnp.minimum(n_tiles[:, None] - 1, jnp.floor((h_l - 1) / r[src_c])))
+                       jnp.minimum(n_tiles[:, None] - 1, jnp.floor((h[:, None] - 1) / r[src_c])))
     lag_in = jnp.maximum(lag_in, 0.0)
-    in_intra = (ma.in_src >= 0) & (seg_id[src_c] == seg_id[:, None])
+    has_in = ma.in_bytes > 0
+    in_intra = (ma.in_src >= 0) & (f_l[src_c] == f_l[:, None]) & has_in
+    glb_fed = (has_in & ~in_intra).any(1)
+    F0 = jnp.where(glb_fed, t_in, 0.0)
 
     def step(F, i):
-        prev = jnp.where(in_intra[i], F[src_c[i]] + lag_in[i] * tau_l[i], 0.0)
-        Fi = prev.max() + cyc[i]
-        return F.at[i].set(Fi), None
+        prev = jnp.where(in_intra[i], F[src_c[i]] + lag_in[i] * tau[i], 0.0)
+        return F.at[i].set(jnp.maximum(prev.max(), F0[i]) + cyc[i]), None
 
     Fill, _ = jax.lax.scan(step, jnp.zeros(L, F32), idx)
-    seg_fill = jax.ops.segment_max(Fill, seg_id, num_segments=L)
-    seg_w = jax.ops.segment_sum(jnp.where(restream, 0.0, W), seg_id, num_segments=L)
-    is_seg = jnp.arange(L) <= seg_id[L - 1]
-    seg_lat = seg_w / ha.dram_bw + seg_fill + (nt_s - 1) * tau
-    latency = jnp.where(is_seg, seg_lat, 0.0).sum() + spill / ha.dram_bw
+    seg_fill = seg_max(Fill + jnp.where(to_glb, t_out, 0.0))
+    preload = seg_sum(jnp.where(restream, 0.0, W)) / ha.dram_bw
+    seg_lat = preload + seg_fill + (n_tiles - 1) * tau  # at every layer of the segment
+    is_first = idx == f_l
+    latency = jnp.where(is_first, seg_lat, 0.0).sum() + spill / ha.dram_bw
 
     e_mac = ma.ops.sum() * ha.e_mac
     e_sram = (ma.ops.sum() * ha.db + delivered) * ha.e_sram
@@ -391,11 +433,77 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     e_dram = dram_bytes * ha.e_dram
     energy = e_mac + e_sram + e_noc + e_glb + e_dram
     reason = jnp.where(too_deep.any(), 1, jnp.where(no_fit.any(), 2, 0))
+
+    # Per-segment attribution for dynamic programming over segments: every term above
+    # charged to the segment of the layer it belongs to; spill charged per segment.
+    en_l = (ma.ops * (ha.e_mac + ha.db * ha.e_sram)
+            + ha.e_sram * (by_dst(e_deliv) + w_deliv)
+            + ha.e_noc * (by_dst(e_bh) + out_bh + w_bh)
+            + ha.e_glb * (by_dst(jnp.where(cross_in, eb, 0.0)) + jnp.where(to_glb, ma.out_bytes, 0.0)
+                          + W + W * wmult + net_in_first)
+            + ha.e_dram * (W + net_out_bytes + net_in_first))
+    spill_s = 2.0 * jnp.maximum(live - ha.glb, 0.0)
+    seg_ok = seg_sum((no_fit | too_deep).astype(F32)) == 0
     return Cost(latency_cycles=latency, energy_pj=energy, energy_mac_pj=e_mac,
                 energy_pe_sram_pj=e_sram, energy_noc_pj=e_noc, energy_glb_pj=e_glb,
                 energy_dram_pj=e_dram, edp=energy * latency, feasible=reason == 0,
                 reason=reason, max_link_bytes=max_link, byte_hops=byte_hops,
-                glb_bytes=glb_bytes, dram_bytes=dram_bytes)
+                glb_bytes=glb_bytes, dram_bytes=dram_bytes,
+                seg_latency=jnp.where(is_first, seg_lat + spill_s / ha.dram_bw, 0.0),
+                seg_energy=jnp.where(is_first, seg_sum(en_l) + spill_s * ha.e_dram, 0.0),
+                seg_feasible=jnp.where(is_first, seg_ok & ~too_deep, True))
+
+
+def _hops(d, n, ha: "HwArrays"):
+    """Hop count for PE offsets d >= 0 along a dimension of n PEs (as hardware.hops)."""
+    if ha.topology == "torus":
+        return jnp.minimum(d, n - d).astype(F32)
+    if ha.topology == "express":
+        return (d // ha.express_k + d % ha.express_k).astype(F32)
+    return d.astype(F32)
+
+
+def _perm(v, ha: "HwArrays"):
+    """Interleaving permutation (bit reversal) by arithmetic when U is a power of two."""
+    U = ha.U
+    bits = U.bit_length() - 1
+    if 1 << bits != U:
+        return ha.perm[v]
+    out = jnp.zeros_like(v)
+    for b in range(bits):
+        out = out | (((v >> b) & 1) << (bits - 1 - b))
+    return out
+
+
+def _curve_pos(s, cid, ha: "HwArrays"):
+    """(unit row, unit col) of slot s on curve cid (organization.curve, by arithmetic)."""
+    gh, gw = ha.GH, ha.GW
+    ry, rx = s // gw, s % gw  # raster
+    sx = jnp.where(ry % 2 == 0, rx, gw - 1 - rx)  # snake
+    cx_ = s // gh
+    cy_ = jnp.where(cx_ % 2 == 0, s % gh, gh - 1 - s % gh)  # column snake
+    if gh % 2 == 0 and gw % 2 == 0:
+        c, w = s // 4, s % 4
+        hw2 = gw // 2
+        qy = c // hw2
+        qx = jnp.where(qy % 2 == 0, c % hw2, hw2 - 1 - c % hw2)
+        ky = 2 * qy + (w >= 2)
+        kx = 2 * qx + ((w == 1) | (w == 2))
+    else:
+        ky, kx = ry, sx
+    y = jnp.where(cid == 0, ry, jnp.where(cid == 1, ry, jnp.where(cid == 2, cy_, ky)))
+    x = jnp.where(cid == 0, rx, jnp.where(cid == 1, sx, jnp.where(cid == 2, cx_, kx)))
+    return y, x
+
+
+def by_dst_rows(v, in_eidx):
+    """[E, k] edge rows summed into their consumer layer: [L, k]."""
+    return jnp.where((in_eidx >= 0)[..., None], v[jnp.maximum(in_eidx, 0)], 0.0).sum(1)
+
+
+def seg_sum_rows(v, win, win_ok):
+    """[L, k] rows summed over each layer's segment window."""
+    return jnp.where(win_ok[..., None], v[win], 0.0).sum(1)
 
 
 @functools.partial(jax.jit, static_argnums=())

@@ -69,7 +69,8 @@ def layer_by_layer(n_layers: int, gran: int = 6, part: Optional[np.ndarray] = No
 
 def sample(rng: np.random.Generator, n_layers: int, batch: int, max_depth: int = 8,
            orgs=(0, 1, 2, 3), grans=tuple(range(len(GRAN_ROWS))),
-           parts=(0, 1, 2), max_units: Optional[int] = None) -> Placement:
+           parts=(0, 1, 2), max_units: Optional[int] = None,
+           shares: Optional[tuple] = None) -> Placement:
     """Random valid placements: segment depths uniform in 1..max_depth."""
     max_depth = max(1, min(max_depth, max_units or max_depth))
     seg_end = np.zeros((batch, n_layers), bool)
@@ -82,7 +83,8 @@ def sample(rng: np.random.Generator, n_layers: int, batch: int, max_depth: int =
         seg_end=seg_end,
         gran=rng.choice(np.asarray(grans, np.int32), (batch, n_layers)),
         org=rng.choice(np.asarray(orgs, np.int32), (batch, n_layers)),
-        share=rng.integers(1, MAX_SHARE + 1, (batch, n_layers)).astype(np.int32),
+        share=(rng.integers(1, MAX_SHARE + 1, (batch, n_layers)) if shares is None
+               else rng.choice(np.asarray(shares), (batch, n_layers))).astype(np.int32),
         part=rng.choice(np.asarray(parts, np.int32), (batch, n_layers)))
 
 

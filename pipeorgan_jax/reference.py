@@ -29,8 +29,8 @@ Interpretive choices where the contract leaves room (each is marked `CHOICE` bel
   * preload time = all the segment's weight bytes / dram_bw (re-streamed weights also come
     from DRAM once); the weights' own NoC/GLB traffic when not re-streamed is costed in bytes
     and energy but not played in the schedule (the preload stands for it);
-  * GLB inputs (segment input edges and re-streamed weights) are ready at segment start
-    (after the preload) for every tile, queued in tile order; compute(l, t) waits for the GLB
+  * the segment starts after its preload; GLB inputs (segment input edges and re-streamed
+    weights) are ready at that start for every tile, queued in tile order; compute(l, t) waits for the GLB
     tile of a segment-input edge that holds the producer row it needs (same row rule as
     in-segment edges, with the producer's rows split evenly into n tiles);
   * a network input's DRAM read and GLB write happen in the segment of its first consuming
@@ -274,8 +274,11 @@ def _units(hw: Hardware, shares: np.ndarray, org: int) -> list[np.ndarray]:
 
 
 def _chunk_owner(n: int, U: int) -> np.ndarray:
-    """Unit (0..n-1) holding chunk q of a position-split layer's output."""
-    return (np.arange(U) * n) // U
+    """Unit (0..n-1) holding chunk q of a position-split layer's output: the first U mod n
+    units hold ceil(U/n) chunks, the rest floor(U/n), in order."""
+    b, r = divmod(U, n)
+    counts = np.array([b + 1] * r + [b] * (n - r))
+    return np.repeat(np.arange(n), counts)
 
 
 def _chunks(n: int, U: int) -> np.ndarray:
@@ -576,7 +579,7 @@ def _segment(net: _Net, hw: Hardware, p: Placement, s: int, first: int, last: in
     groups: list[_Group] = []
     seg_loads = np.zeros(n_links(hw))
 
-    def finish(gr: _Group, acc: LinkAcc, mult: float = 1.0, per_tile_div: float = None):
+    def finish(gr: _Group, acc: LinkAcc, mult: float = 1.0):
         ld = acc.loads()
         gr.byte_hops = acc.byte_hops * mult
         gr.loads = ld * mult

@@ -1,0 +1,141 @@
+"""Reporting: the terminal table, results.csv and the plots of a main-job run."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from pipeorgan_jax.organization import render_png, segment_map
+from pipeorgan_jax.placement import GRAN_NAMES, ORGANIZATIONS, segments
+
+COLUMNS = ("model", "lbl_latency_cycles", "chunked_latency_cycles", "flexible_latency_cycles",
+           "lbl_energy_pj", "chunked_energy_pj", "flexible_energy_pj", "speedup_vs_chunked",
+           "speedup_vs_layer_by_layer", "energy_ratio_vs_chunked", "reference_latency_cycles",
+           "placements_scored", "search_seconds")
+
+
+def rows(doc: dict) -> list[dict]:
+    out = []
+    for name, v in doc["models"].items():
+        out.append({
+            "model": name,
+            "lbl_latency_cycles": v["layer_by_layer"]["latency_cycles"],
+            "chunked_latency_cycles": v["chunked"]["latency_cycles"],
+            "flexible_latency_cycles": v["flexible"]["latency_cycles"],
+            "lbl_energy_pj": v["layer_by_layer"]["energy_pj"],
+            "chunked_energy_pj": v["chunked"]["energy_pj"],
+            "flexible_energy_pj": v["flexible"]["energy_pj"],
+            "speedup_vs_chunked": v["speedup_vs_chunked"],
+            "speedup_vs_layer_by_layer": v["speedup_vs_layer_by_layer"],
+            "energy_ratio_vs_chunked": v["energy_ratio_vs_chunked"],
+            "reference_latency_cycles": v.get("reference_latency_cycles", float("nan")),
+            "placements_scored": v["placements_scored"],
+            "search_seconds": v["search_seconds"],
+        })
+    return out
+
+
+def write_csv(doc: dict, path: Path) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows(doc):
+            w.writerow(r)
+    os.replace(tmp, path)
+
+
+def table(doc: dict) -> str:
+    head = (f"{'model':24s} {'LbL Mcyc':>9s} {'chunk Mcyc':>10s} {'flex Mcyc':>9s} "
+            f"{'LbL uJ':>8s} {'chunk uJ':>8s} {'flex uJ':>8s} {'x chunk':>7s} {'x LbL':>6s} "
+            f"{'ref diff':>8s} {'scored':>8s} {'s':>6s}")
+    lines = [f"hardware={doc['hardware']} search={doc['search']} objective={doc['objective']}",
+             head, "-" * len(head)]
+    for r in rows(doc):
+        v = doc["models"][r["model"]]
+        diff = v.get("reference_latency_diff", float("nan"))
+        lines.append(
+            f"{r['model']:24s} {r['lbl_latency_cycles'] / 1e6:9.4f} "
+            f"{r['chunked_latency_cycles'] / 1e6:10.4f} {r['flexible_latency_cycles'] / 1e6:9.4f} "
+            f"{r['lbl_energy_pj'] / 1e6:8.1f} {r['chunked_energy_pj'] / 1e6:8.1f} "
+            f"{r['flexible_energy_pj'] / 1e6:8.1f} {r['speedup_vs_chunked']:7.3f} "
+            f"{r['speedup_vs_layer_by_layer']:6.3f} {diff * 100:7.1f}% "
+            f"{r['placements_scored']:8d} {r['search_seconds']:6.1f}")
+    if "geomean_speedup_vs_chunked" in doc:
+        lines.append("-" * len(head))
+        lines.append(f"{'geomean':24s} {'':9s} {'':10s} {'':9s} {'':8s} {'':8s} {'':8s} "
+                     f"{doc['geomean_speedup_vs_chunked']:7.3f} "
+                     f"{doc['geomean_speedup_vs_layer_by_layer']:6.3f}")
+    for name, err in doc.get("errors", {}).items():
+        lines.append(f"{name:24s} FAILED: {err}")
+    return "\n".join(lines)
+
+
+def segment_map_png(model, hw, placement, path: Path) -> None:
+    """PE -> layer map of the placement's largest (deepest) segment."""
+    p = placement.numpy()
+    segs = segments(p.seg_end)
+    a, b = max(segs, key=lambda s: (s[1] - s[0], -s[0]))
+    pe = segment_map(p.share[a:b + 1], int(p.org[b]), hw.rows, hw.cols, hw.unit_rows,
+                     hw.unit_cols)
+    names = [model.layers[i].name for i in range(a, b + 1)]
+    render_png(pe, str(path), names,
+               f"{model.name}: {ORGANIZATIONS[int(p.org[b])]}, {GRAN_NAMES[int(p.gran[b])]}, "
+               f"layers {a}-{b}")
+
+
+def plots(doc: dict, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(doc["models"])
+    x = np.arange(len(names))
+    # speedup bars
+    fig, ax = plt.subplots(figsize=(max(6, len(names) * 0.8), 4))
+    sc = [doc["models"][n]["speedup_vs_chunked"] for n in names]
+    sl = [doc["models"][n]["speedup_vs_layer_by_layer"] for n in names]
+    ax.bar(x - 0.2, sl, 0.4, label="flexible vs layer-by-layer")
+    ax.bar(x + 0.2, sc, 0.4, label="flexible vs chunked")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("speedup (latency)")
+    ax.legend(fontsize=8)
+    ax.set_title(f"{doc['hardware']}, search={doc['search']}, objective={doc['objective']}")
+    fig.tight_layout()
+    fig.savefig(out / "speedup.png", dpi=110)
+    plt.close(fig)
+    # energy breakdown bars: three bars per model (LbL, chunked, flexible), stacked by component
+    comps = ("mac", "pe_sram", "noc", "glb", "dram")
+    fig, ax = plt.subplots(figsize=(max(6, len(names) * 1.0), 4))
+    for j, base in enumerate(("layer_by_layer", "chunked", "flexible")):
+        bottom = np.zeros(len(names))
+        for ci, c in enumerate(comps):
+            vals = np.array([doc["models"][n][base]["energy_breakdown_pj"][c] for n in names]) / 1e6
+            ax.bar(x + (j - 1) * 0.27, vals, 0.25, bottom=bottom, color=f"C{ci}",
+                   label=c if j == 0 else None, edgecolor="k" if j == 2 else None, lw=0.3)
+            bottom += vals
+    ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("energy (uJ); bars: LbL | chunked | flexible")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "energy_breakdown.png", dpi=110)
+    plt.close(fig)
+    # convergence of the flexible search
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for n in names:
+        h = np.array(doc["models"][n]["history"]["flexible"], float)
+        if len(h):
+            ax.plot(h[:, 0], h[:, 2] / h[-1, 2], label=n, lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("placements scored")
+    ax.set_ylabel("best objective / final")
+    ax.legend(fontsize=6, ncol=2)
+    ax.set_title("flexible search convergence")
+    fig.tight_layout()
+    fig.savefig(out / "convergence.png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,301 @@
+"""Search strategies over placements; every one scores candidates through the batch model.
+
+A strategy takes a `Problem` (scorer + space + objective) and returns a `SearchResult`: the
+best placement, its cost, the number of placements scored, the wall time and a convergence
+history of (placements scored, seconds, best objective).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from typing import Callable, Optional
+
+import numpy as np
+
+from pipeorgan_jax.cost import Scorer
+from pipeorgan_jax.placement import GRAN_ROWS, MAX_SHARE, Placement, concat, sample
+
+OBJECTIVES = ("latency", "energy", "edp")
+INFEASIBLE_PENALTY = 1e3  # infeasible placements rank after every feasible one
+
+
+@dataclasses.dataclass(frozen=True)
+class Space:
+    """Which placements a search may return."""
+    name: str = "flexible"
+    max_depth: int = 8
+    orgs: tuple[int, ...] = (0, 1, 2, 3)
+    grans: tuple[int, ...] = tuple(range(len(GRAN_ROWS)))
+    parts: tuple[int, ...] = (0, 1, 2)
+    shares: Optional[tuple[int, ...]] = None  # None: 1..MAX_SHARE
+
+    def contains(self, p: Placement) -> bool:
+        from pipeorgan_jax.placement import segments
+        p = p.numpy()
+        for a, b in segments(p.seg_end):
+            if b - a + 1 > self.max_depth or int(p.org[b]) not in self.orgs \
+                    or int(p.gran[b]) not in self.grans:
+                return False
+        if self.shares is not None and not np.isin(p.share, self.shares).all():
+            return False
+        return bool(np.isin(p.part, self.parts).all())
+
+    def inner_choices(self, depth: int) -> int:
+        """Number of inner choices (gran, org, shares, parts) of one segment of `depth`."""
+        n_sh = MAX_SHARE if self.shares is None else len(self.shares)
+        return len(self.grans) * len(self.orgs) * (len(self.parts) * (n_sh if depth > 1 else 1)) ** depth
+
+    def enumerate_inner(self, depth: int) -> list[tuple]:
+        """All inner choices of one segment: (gran, org, shares tuple, parts tuple)."""
+        sh = tuple(range(1, MAX_SHARE + 1)) if self.shares is None else self.shares
+        out = []
+        for g, o in itertools.product(self.grans, self.orgs):
+            for parts in itertools.product(self.parts, repeat=depth):
+                for shares in (itertools.product(sh, repeat=depth) if depth > 1 else [(sh[0],)]):
+                    out.append((g, o, shares, parts))
+        return out
+
+
+COARSE_GRANS = (4, 5, 6)  # 16 rows, 32 rows, whole tensor
+
+
+def baseline_spaces(max_depth: int) -> dict[str, Space]:
+    """Nested spaces: layer_by_layer within chunked within flexible."""
+    return {
+        "layer_by_layer": Space("layer_by_layer", 1, (0,), COARSE_GRANS),
+        "chunked": Space("chunked", max_depth, (0,), COARSE_GRANS),
+        "flexible": Space("flexible", max_depth),
+    }
+
+
+@dataclasses.dataclass
+class SearchResult:
+    strategy: str
+    space: str
+    objective: str
+    best: Placement
+    cost: dict
+    placements_scored: int
+    seconds: float
+    history: list  # [(placements scored, seconds, best objective)]
+
+
+class Problem:
+    """A model on a hardware, an objective and a space; counts what it scores."""
+
+    def __init__(self, scorer: Scorer, objective: str = "latency", space: Space = Space(),
+                 seed: int = 0):
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        self.scorer, self.objective, self.space = scorer, objective, space
+        self.rng = np.random.default_rng(seed)
+        self.n_layers = len(scorer.model.layers)
+        self.n_units = scorer.hw.n_units
+        self.scored = 0
+        self.t0 = time.perf_counter()
+        self.history: list = []
+        self.best_value = np.inf
+        self.best: Optional[Placement] = None
+        self.best_cost: Optional[dict] = None
+
+    def objective_of(self, c: dict) -> np.ndarray:
+        v = {"latency": c["latency_cycles"], "energy": c["energy_pj"], "edp": c["edp"]}[self.objective]
+        return np.where(c["feasible"], v, v * INFEASIBLE_PENALTY).astype(np.float64)
+
+    def score(self, p: Placement) -> tuple[np.ndarray, dict]:
+        """Score a batch, track the best, return (objective per placement, cost dict)."""
+        c = self.scorer(p)
+        self.scored += p.batch_size
+        v = self.objective_of(c)
+        i = int(np.argmin(v))
+        if v[i] < self.best_value:
+            self.best_value = float(v[i])
+            self.best = p[i] if p.seg_end.ndim == 2 else p.numpy()
+            self.best_cost = {k: np.asarray(x)[i] for k, x in c.items()}
+        self.history.append((self.scored, time.perf_counter() - self.t0, self.best_value))
+        return v, c
+
+    def sample(self, batch: int) -> Placement:
+        s = self.space
+        return sample(self.rng, self.n_layers, batch, min(s.max_depth, self.n_units),
+                      s.orgs, s.grans, s.parts, shares=s.shares)
+
+    def result(self, strategy: str) -> SearchResult:
+        cost = {k: (float(v) if np.ndim(v) == 0 else np.asarray(v)) for k, v in self.best_cost.items()}
+        return SearchResult(strategy, self.space.name, self.objective, self.best, cost,
+                            self.scored, time.perf_counter() - self.t0, self.history)
+
+    def out_of_time(self, budget_s: float) -> bool:
+        return budget_s > 0 and time.perf_counter() - self.t0 > budget_s
+
+
+def tiling(n_layers: int, depth: int, offset: int) -> np.ndarray:
+    """seg_end for segments of `depth` layers starting at offset (a shorter first one)."""
+    seg_end = np.zeros(n_layers, bool)
+    seg_end[np.arange(offset - 1, n_layers, depth)[np.arange(offset - 1, n_layers, depth) >= 0]] = True
+    seg_end[n_layers - 1] = True
+    return seg_end
+
+
+def dp(prob: Problem, batch_size: int = 256, rounds: int = 2, budget_s: float = 0.0,
+       seed_placements: Optional[list[Placement]] = None, lam: Optional[float] = None,
+       mutation: float = 0.15) -> SearchResult:
+    """Dynamic programming over segment boundaries.
+
+    Every candidate segment [a, b] (depth <= max_depth) is scored in batches: for each depth d
+    and offset o the network is tiled into depth-d segments, and `batch_size` random inner
+    choices (granularity, organization, shares, partitions) are scored at once; each segment
+    keeps its best inner choice; later rounds score mutations of each segment's best inner
+    choice so far (a per-segment local search). Seed placements (e.g. a baseline's best) add their segments
+    as candidates, so the result is never worse than a seed on an additive objective.
+    The DP then picks boundaries minimizing the sum of segment costs (latency, energy, or for
+    EDP the scalarization latency + lam * energy).
+    """
+    L, D = prob.n_layers, min(prob.space.max_depth, prob.n_units)
+    best: dict[tuple[int, int], tuple[float, float, float, tuple]] = {}
+
+    def seg_value(lat, en):
+        if prob.objective == "latency":
+            return lat
+        if prob.objective == "energy":
+            return en
+        return lat + (lam if lam is not None else 0.0) * en
+
+    def harvest(p: Placement, c: dict):
+        """Keep each segment's best inner choice; all placements here share seg_end."""
+        seg_end = np.asarray(p.seg_end)[0]
+        ends = np.flatnonzero(seg_end)
+        starts = np.concatenate([[0], ends[:-1] + 1])
+        lat, en = c["seg_latency"][:, starts], c["seg_energy"][:, starts]
+        v = seg_value(lat.astype(np.float64), en.astype(np.float64))
+        v = np.where(c["seg_feasible"][:, starts], v, v * INFEASIBLE_PENALTY)
+        pick = np.argmin(v, axis=0)
+        fields = [np.asarray(f) for f in p.fields()[1:]]
+        for j, (a, b) in enumerate(zip(starts, ends)):
+            i = pick[j]
+            key = (int(a), int(b))
+            if key not in best or v[i, j] < best[key][0]:
+                best[key] = (float(v[i, j]), float(lat[i, j]), float(en[i, j]),
+                             tuple(f[i, a:b + 1].copy() for f in fields))
+
+    if prob.objective == "edp" and lam is None:
+        # EDP is not additive: try a few scalarizations and keep the best whole placement.
+        lb = prob.scorer(seed_placements[0]) if seed_placements else None
+        scale = (float(lb["latency_cycles"][0]) / float(lb["energy_pj"][0])) if lb else 1e-4
+        for f in (0.25, 1.0, 4.0):
+            dp(prob, batch_size, rounds, budget_s, seed_placements, lam=scale * f)
+        return prob.result("dp")
+
+    for p in seed_placements or []:
+        p1 = Placement(*(np.asarray(f)[None] for f in p.numpy().fields()))
+        harvest(p1, prob.scorer(p1))
+        prob.score(p1)
+    for r in range(rounds):
+        for d in range(1, D + 1):
+            for o in range(d):
+                if prob.out_of_time(budget_s):
+                    break
+                seg_end = tiling(L, d, o)
+                if prob.space.inner_choices(d) <= batch_size:
+                    if r > 0:
+                        continue
+                    p = _enumerated(seg_end, prob.space, d)
+                else:
+                    p = prob.sample(batch_size)
+                    p = Placement(np.broadcast_to(seg_end, p.seg_end.shape).copy(), *p.fields()[1:])
+                    if r > 0:  # refine: mutate each segment's best inner choice so far
+                        p = _mutate_around(p, best, seg_end, prob.rng, mutation)
+                _, c = prob.score(p)
+                harvest(p, c)
+    # DP over boundaries.
+    INF = np.inf
+    f = np.full(L + 1, INF)
+    f[0] = 0.0
+    arg = np.zeros(L + 1, int)
+    for b in range(1, L + 1):
+        for d in range(1, D + 1):
+            a = b - d
+            if a < 0:
+                break
+            cand = best.get((a, b - 1))
+            if cand is not None and f[a] + cand[0] < f[b]:
+                f[b], arg[b] = f[a] + cand[0], a
+    seg_end = np.zeros(L, bool)
+    fields = [np.zeros(L, np.int32) for _ in range(4)]
+    b = L
+    while b > 0:
+        a = arg[b]
+        seg_end[b - 1] = True
+        for fi, v in zip(fields, best[(a, b - 1)][3]):
+            fi[a:b] = v
+        b = a
+    p = Placement(seg_end, *fields)
+    prob.score(Placement(*(x[None] for x in p.fields())))
+    return prob.result("dp")
+
+
+def _mutate_around(p: Placement, best: dict, seg_end: np.ndarray, rng: np.random.Generator,
+                   rate: float) -> Placement:
+    """Batch whose segments start from their best known inner choice, each field of each
+    layer resampled (from the fresh random batch `p`) with probability `rate`; row 0 is the
+    unmutated best."""
+    fields = [np.asarray(f).copy() for f in p.fields()[1:]]
+    B, L = fields[0].shape
+    base = [f[0].copy() for f in fields]
+    ends = np.flatnonzero(seg_end)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    for a, b in zip(starts, ends):
+        got = best.get((int(a), int(b)))
+        if got is not None:
+            for bf, v in zip(base, got[3]):
+                bf[a:b + 1] = v
+    out = []
+    for f, bf in zip(fields, base):
+        keep = rng.random((B, L)) >= rate
+        keep[0] = True
+        out.append(np.where(keep, bf[None, :], f))
+    return Placement(np.asarray(p.seg_end), *out)
+
+
+def _enumerated(seg_end: np.ndarray, space: Space, depth: int) -> Placement:
+    """Every inner choice of a depth-`depth` segment, applied to every segment of a tiling."""
+    L = len(seg_end)
+    ends = np.flatnonzero(seg_end)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    choices = space.enumerate_inner(depth)
+    B = len(choices)
+    gran, org = np.zeros((B, L), np.int32), np.zeros((B, L), np.int32)
+    share, part = np.ones((B, L), np.int32), np.zeros((B, L), np.int32)
+    for i, (g, o, sh, pa) in enumerate(choices):
+        for a, b in zip(starts, ends):
+            k = b - a + 1  # a shorter first segment takes the choice's last k layers
+            gran[i, a:b + 1], org[i, a:b + 1] = g, o
+            share[i, a:b + 1] = sh[-k:] if len(sh) >= k else sh[0]
+            part[i, a:b + 1] = pa[-k:]
+    return Placement(np.broadcast_to(seg_end, (B, L)).copy(), gran, org, share, part)
+
+
+def random_search(prob: Problem, batch_size: int = 4096, iterations: int = 20,
+                  budget_s: float = 0.0) -> SearchResult:
+    for _ in range(iterations):
+        if prob.out_of_time(budget_s):
+            break
+        prob.score(prob.sample(batch_size))
+    return prob.result("random")
+
+
+STRATEGIES: dict[str, Callable] = {"dp": dp, "random": random_search}
+
+
+def run_strategy(name: str, prob: Problem, cfg=None, seed_placements=None) -> SearchResult:
+    """Run a strategy by name with parameters from a SearchConfig (or defaults)."""
+    get = (lambda k, d: getattr(cfg, k, d)) if cfg is not None else (lambda k, d: d)
+    budget = get("time_budget_s", 0.0)
+    if name == "dp":
+        return dp(prob, get("batch_size", 256), get("iterations", 2) if name != "dp" else max(1, min(get("iterations", 2), 4)), budget, seed_placements,
+                  mutation=get("mutation_rate", 0.15))
+    if name == "random":
+        return random_search(prob, get("batch_size", 4096), get("iterations", 20), budget)
+    from pipeorgan_jax import strategies
+    return strategies.run(name, prob, cfg, seed_placements)

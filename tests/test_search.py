@@ -1,0 +1,101 @@
+"""Search strategies: dp is optimal on a tiny space (checked against exhaustive enumeration),
+the stochastic strategies stay in their space and report sane results, baseline spaces nest.
+
+One Scorer per (model, hardware), module-scoped, so every batch shape compiles once.
+"""
+import types
+
+import numpy as np
+import pytest
+
+from pipeorgan_jax import strategies
+from pipeorgan_jax.cost import Scorer
+from pipeorgan_jax.hardware import load_hardware
+from pipeorgan_jax.placement import validate
+from pipeorgan_jax.search import Problem, Space, baseline_spaces, dp, run_strategy
+from pipeorgan_jax.workload import build_model
+
+TINY = {"name": "tiny", "inputs": [{"name": "x", "shape": [4, 16, 16]}], "layers": [
+    {"name": "c0", "op": "conv", "inputs": ["x"], "C": 4, "K": 8, "Y": 16, "X": 16, "R": 3, "S": 3},
+    {"name": "c1", "op": "conv", "inputs": ["c0"], "C": 8, "K": 8, "Y": 16, "X": 16, "R": 3, "S": 3},
+    {"name": "add", "op": "add", "inputs": ["c1", "c0"]},
+    {"name": "c2", "op": "conv", "inputs": ["add"], "C": 8, "K": 4, "Y": 16, "X": 16, "R": 1,
+     "S": 1}]}
+TINY_SPACE = Space("tiny", max_depth=2, orgs=(0, 2), grans=(0, 6), parts=(0, 1), shares=(1, 3))
+B = 64  # one batch shape for every stochastic strategy
+
+
+def cfg(**kw):
+    base = dict(batch_size=B, iterations=8, time_budget_s=0.0, mutation_rate=0.2,
+                elite_fraction=0.25, temperature0=0.1, restarts=8, learning_rate=0.1,
+                gumbel_tau=1.0, max_space=100_000)
+    base.update(kw)
+    return types.SimpleNamespace(**base)
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return Scorer(build_model(TINY), load_hardware("small"), max_depth=8)
+
+
+@pytest.mark.parametrize("objective", ["latency", "energy"])
+def test_dp_matches_exhaustive(scorer, objective):
+    ex = strategies.run("exhaustive", Problem(scorer, objective, TINY_SPACE, seed=0),
+                        cfg(batch_size=4096))
+    assert ex.placements_scored == strategies.space_size(Problem(scorer, space=TINY_SPACE))
+    assert ex.placements_scored == 8 ** 4 + 3 * 8 * 8 * 64 + 64 ** 2
+    d = dp(Problem(scorer, objective, TINY_SPACE, seed=0), batch_size=256)
+    assert TINY_SPACE.contains(d.best) and TINY_SPACE.contains(ex.best)
+    best_ex, best_dp = ex.history[-1][2], d.history[-1][2]
+    assert best_dp == pytest.approx(best_ex, rel=1e-6)
+
+
+def test_exhaustive_refuses_large_space(scorer):
+    prob = Problem(scorer, "latency", baseline_spaces(4)["flexible"])
+    with pytest.raises(ValueError, match="max_space"):
+        strategies.run("exhaustive", prob, cfg())
+
+
+@pytest.mark.parametrize("name", ["evolutionary", "annealing", "gradient"])
+@pytest.mark.parametrize("space", [TINY_SPACE, baseline_spaces(3)["flexible"]],
+                         ids=["tiny", "flexible"])
+def test_stochastic_strategy_contract(scorer, name, space):
+    L = len(scorer.model.layers)
+    seed = dp(Problem(scorer, "latency", baseline_spaces(1)["layer_by_layer"]), batch_size=B)
+    results = [strategies.run(name, Problem(scorer, "latency", space, seed=1), cfg(),
+                              [seed.best] if space is TINY_SPACE else None) for _ in range(2)]
+    r = results[0]
+    assert r.strategy == name and r.placements_scored > 0
+    assert space.contains(r.best) and validate(r.best, L, scorer.hw.n_units) == []
+    h = np.array([v for _, _, v in r.history])
+    assert len(h) > 0 and np.all(np.diff(h) <= 0) and np.isfinite(h[-1])
+    assert np.diff([n for n, _, _ in r.history]).min() > 0
+    assert r.history[-1][2] == pytest.approx(float(r.cost["latency_cycles"])) or not r.cost["feasible"]
+    # deterministic given the Problem's seed
+    assert results[1].history[-1][2] == r.history[-1][2]
+    assert results[1].placements_scored == r.placements_scored
+
+
+def test_seeded_strategy_never_worse_than_seed(scorer):
+    lbl = dp(Problem(scorer, "latency", baseline_spaces(3)["layer_by_layer"]), batch_size=B)
+    for name in ("evolutionary", "annealing", "gradient"):
+        r = strategies.run(name, Problem(scorer, "latency", baseline_spaces(3)["flexible"]),
+                           cfg(iterations=3), [lbl.best])
+        assert r.history[-1][2] <= lbl.history[-1][2] * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("objective", ["latency", "energy", "edp"])
+def test_baseline_spaces_nest(scorer, objective):
+    spaces = baseline_spaces(3)
+    seeds, vals = None, []
+    for key in ("layer_by_layer", "chunked", "flexible"):
+        r = run_strategy("dp", Problem(scorer, objective, spaces[key]), cfg(), seeds)
+        assert spaces[key].contains(r.best)
+        vals.append(r.history[-1][2])
+        seeds = [r.best]
+    assert vals[0] >= vals[1] * (1 - 1e-6) and vals[1] >= vals[2] * (1 - 1e-6)
+
+
+def test_unknown_strategy(scorer):
+    with pytest.raises(ValueError, match="unknown search strategy"):
+        strategies.run("nope", Problem(scorer), cfg())
