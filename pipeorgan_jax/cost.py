@@ -415,14 +415,31 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     glb_fed = (has_in & ~in_intra).any(1)
     F0 = jnp.where(glb_fed, t_in, 0.0)
 
-    def step(F, i):
-        prev = jnp.where(in_intra[i], F[src_c[i]] + lag_in[i] * tau[i], 0.0)
-        return F.at[i].set(jnp.maximum(prev.max(), F0[i]) + cyc[i]), None
+    # During the fill a producer delivers its next tiles at the pace of the slowest stage
+    # upstream of it (rho), not yet at the segment's steady tile time. E_l is when l finishes
+    # its last tile: it runs its remaining n-1 tiles at its own pace (c'_l: compute, or the
+    # segment's link / GLB / DRAM bound per tile if slower), and its last tile needs the
+    # producers' last tiles.
+    sigma = jnp.maximum(seg_link / ha.link_bw,
+                        jnp.maximum((g_in + g_out) / ha.glb_bw, seg_dram / ha.dram_bw)) / n_tiles
+    c_pace = jnp.maximum(cyc, sigma)
+    rho0 = jnp.maximum(c_pace, jnp.where(glb_fed, t_in, 0.0))
 
-    Fill, _ = jax.lax.scan(step, jnp.zeros(L, F32), idx)
-    seg_fill = seg_max(Fill + jnp.where(to_glb, t_out, 0.0))
-    preload = seg_sum(jnp.where(restream, 0.0, W)) / ha.dram_bw
-    seg_lat = preload + seg_fill + (n_tiles - 1) * tau  # at every layer of the segment
+    def step(carry, i):
+        F, rho, E = carry
+        src = src_c[i]
+        prev = jnp.where(in_intra[i], F[src] + lag_in[i] * rho[src], 0.0)
+        rho_i = jnp.maximum(rho0[i], jnp.where(in_intra[i], rho[src], 0.0).max())
+        F_i = jnp.maximum(prev.max(), F0[i]) + cyc[i]
+        E_i = jnp.maximum(F_i + (n_tiles[i] - 1) * c_pace[i],
+                          jnp.where(in_intra[i], E[src], 0.0).max() + cyc[i])
+        return (F.at[i].set(F_i), rho.at[i].set(rho_i), E.at[i].set(E_i)), None
+
+    z = jnp.zeros(L, F32)
+    (Fill, _, End), _ = jax.lax.scan(step, (z, z, z), idx)
+    seg_end_t = seg_max(End + jnp.where(to_glb, t_out, 0.0))
+    preload = seg_sum(W) / ha.dram_bw  # re-streamed weights also come from DRAM once
+    seg_lat = preload + seg_end_t  # at every layer of the segment
     is_first = idx == f_l
     latency = jnp.where(is_first, seg_lat, 0.0).sum() + spill / ha.dram_bw
 

@@ -24,13 +24,15 @@ Interpretive choices where the contract leaves room (each is marked `CHOICE` bel
   * rows_full layers hold each input operand whole in the capacity check (C*Y*X of each
     operand; the contract's h_l*C_in*X_in with h_l = Yin of operand 0 only differs for a
     matmul whose operands have different row counts);
-  * `max_link_bytes` is the largest per-link byte count summed over all segments (the
-    "whole inference"); `max_seg_link_bytes` is the largest per-segment one;
+  * `max_link_bytes` is the largest per-link byte count within one segment, over all
+    segments (segments use the links at different times, so congestion is per segment);
+    `max_link_bytes_total` sums each link over all segments;
   * preload time = all the segment's weight bytes / dram_bw (re-streamed weights also come
     from DRAM once); the weights' own NoC/GLB traffic when not re-streamed is costed in bytes
     and energy but not played in the schedule (the preload stands for it);
   * the segment starts after its preload; GLB inputs (segment input edges and re-streamed
-    weights) are ready at that start for every tile, queued in tile order; compute(l, t) waits for the GLB
+    weights) are double-buffered: issued two tiles (plus the consumer's look-ahead) ahead of the
+    consumer's compute, in tile order; compute(l, t) waits for the GLB
     tile of a segment-input edge that holds the producer row it needs (same row rule as
     in-segment edges, with the producer's rows split evenly into n tiles);
   * a network input's DRAM read and GLB write happen in the segment of its first consuming
@@ -500,8 +502,8 @@ def evaluate(model: Model, hw: Hardware, placement: Placement, _keep: Optional[d
         "edp": e_tot * float(latency),
         "feasible": reason == 0,
         "reason": reason,
-        "max_link_bytes": float(total_loads.max(initial=0.0)),
-        "max_seg_link_bytes": float(max(s["max_link_bytes"] for s in seg_out)),
+        "max_link_bytes": float(max(s["max_link_bytes"] for s in seg_out)),
+        "max_link_bytes_total": float(total_loads.max(initial=0.0)),
         "byte_hops": float(byte_hops),
         "glb_bytes": glb_bytes,
         "dram_bytes": dram_bytes,
@@ -722,9 +724,18 @@ def _play(net: _Net, hw: Hardware, layers, groups, n, r, cyc, t0) -> dict:
     def push(time, prio, tile, key, kind, payload):
         heapq.heappush(heap, (time, prio, tile, key, kind, payload))
 
-    for gi in played:  # GLB inputs and re-streamed weights: at segment start, in tile order
-        if groups[gi].kind in ("glb_in", "weights"):
-            for t in range(n):
+    # GLB inputs and re-streamed weights are double-buffered: the first `ahead` tiles are
+    # issued at segment start, tile j + ahead when the consumer finishes tile j (ahead = 2 plus
+    # the rows of look-ahead the consumer's first tile needs), so they queue on the links with
+    # the segment's other transfers instead of claiming them for every tile up front.
+    prefetch = {l: [] for l in layers}
+    for gi in played:
+        gr = groups[gi]
+        if gr.kind in ("glb_in", "weights"):
+            need0 = next(need for g2, need in deps[gr.dst] if g2 == gi)(0)
+            ahead = 2 + max(0, int(need0))
+            prefetch[gr.dst].append((gi, ahead))
+            for t in range(min(n, ahead)):
                 push(t0, READY, t, gi, "ready", (gi, t))
 
     def try_start(l, now):
@@ -775,6 +786,9 @@ def _play(net: _Net, hw: Hardware, layers, groups, n, r, cyc, t0) -> dict:
             next_tile[l] += 1
             for gi in outs[l]:
                 push(now, READY, t, gi, "ready", (gi, t))
+            for gi, ahead in prefetch[l]:
+                if t + ahead < n:
+                    push(now, READY, t + ahead, gi, "ready", (gi, t + ahead))
             try_start(l, now)
     assert all(next_tile[l] == n for l in layers), "schedule deadlocked"
     return {"latency": float(last_time), "ends": ends}

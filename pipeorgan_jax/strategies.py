@@ -16,6 +16,7 @@ boundaries never produces a placement outside the space.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Optional
 
 import numpy as np
@@ -115,38 +116,61 @@ def _where(mask, a: Placement, b: Placement) -> Placement:
     return Placement(*(np.where(m, x, y) for x, y in zip(a.fields(), b.fields())))
 
 
-def _mutate(rng, p: Placement, rate: float, A, force_one: bool) -> Placement:
-    """Per layer and field, with probability `rate`: flip a segment boundary (split or merge
-    segments; depth re-capped), move gran/org/part to another allowed value, rescale the
-    share by 2**N(0,1) (nearest allowed, at least one step). force_one: every row changes at
-    least one (field, layer) (annealing neighbors)."""
+def _mutate(rng, p: Placement, rate: float, A, force_one: bool,
+            bad: Optional[np.ndarray] = None) -> Placement:
+    """Mutate each layer with probability `rate` (layers of infeasible segments, `bad`
+    [B, L], with probability at least 0.3); a mutated layer changes one random field: flip
+    its segment boundary (split or merge segments; depth re-capped), move the segment's
+    gran or org (applied at the segment's last layer, where they are read) or the layer's part
+    to another allowed value, or rescale its share by 2**N(0,1) (nearest allowed, at least
+    one step). force_one: every row changes at least one layer, one of its bad layers if it
+    has any (annealing neighbors)."""
     seg_end, gran, org, share, part = (np.array(f) for f in p.fields())
     B, L = seg_end.shape
-    m = rng.random((5, B, L)) < rate
-    m[0, :, L - 1] = False
+    hit = rng.random((B, L)) < rate
+    if bad is not None:
+        hit |= bad & (rng.random((B, L)) < max(rate, 0.3))
     if force_one:
-        f = rng.integers(0, 5, B)
-        f = np.where((f == 0) & (L == 1), 1, f)
-        lay = np.where(f == 0, rng.integers(0, max(1, L - 1), B), rng.integers(0, L, B))
-        m[f, np.arange(B), lay] = True
-    seg_end ^= m[0]
+        pick = rng.random((B, L)) + (0.0 if bad is None else bad)
+        hit[np.arange(B), pick.argmax(1)] = True
+    field = np.where(hit, rng.integers(0, 5, (B, L)), -1)
+    field[:, L - 1] = np.where(field[:, L - 1] == 0, rng.integers(1, 5, B), field[:, L - 1])
+    seg_end ^= field == 0
+    end = _end_of(np.array(p.seg_end, bool))
+    rows = np.arange(B)[:, None]
     out = [seg_end]
     for j, (x, key) in enumerate(((gran, "gran"), (org, "org")), start=1):
+        m = np.zeros((B, L), bool)
+        m[np.broadcast_to(rows, (B, L))[field == j], end[field == j]] = True
         v = A[key]
-        i = np.searchsorted(v, x)
         step = rng.integers(1, max(2, len(v)), (B, L))
-        out.append(np.where(m[j], v[(i + step) % len(v)], x))
+        out.append(np.where(m, v[(np.searchsorted(v, x) + step) % len(v)], x))
     v = A["share"]
     new = _nearest(share * np.exp2(rng.standard_normal((B, L))), v, log=True)
     i = np.searchsorted(v, share)
     nudge = v[np.clip(np.where(i + 1 < len(v), i + 1, i - 1), 0, len(v) - 1)]
-    new = np.where(new == share, nudge, new)
-    out.append(np.where(m[3], new, share))
+    out.append(np.where(field == 3, np.where(new == share, nudge, new), share))
     v = A["part"]
-    i = np.searchsorted(v, part)
     step = rng.integers(1, max(2, len(v)), (B, L))
-    out.append(np.where(m[4], v[(i + step) % len(v)], part))
+    out.append(np.where(field == 4, v[(np.searchsorted(v, part) + step) % len(v)], part))
     return _repair(*out, A)
+
+
+def _score(prob, p: Placement) -> tuple[np.ndarray, np.ndarray]:
+    """Score through prob. Returns the search fitness, the log of prob's (penalized)
+    objective plus log(INFEASIBLE_PENALTY) for every infeasible segment beyond the first, and
+    the layers of infeasible segments ([B, L] bool). The fitness orders feasible placements,
+    and feasible against infeasible ones, exactly as prob's objective does; among infeasible
+    ones it prefers fewer infeasible segments, which gives the search a slope towards
+    feasibility on deep networks where almost no random placement fits."""
+    from pipeorgan_jax.search import INFEASIBLE_PENALTY
+    v, c = prob.score(p)
+    seg_ok = np.asarray(c["seg_feasible"], bool).reshape(len(v), -1)
+    n_bad = (~seg_ok).sum(1)
+    start = _prev_end(np.asarray(p.seg_end, bool).reshape(len(v), -1)) + 1
+    bad = ~np.take_along_axis(seg_ok, start, 1)
+    fit = np.log(np.maximum(v, 1e-30)) + math.log(INFEASIBLE_PENALTY) * np.maximum(n_bad - 1, 0)
+    return fit, bad
 
 
 # ----------------------------------------------------------------------------- exhaustive
@@ -234,7 +258,7 @@ def evolutionary(prob, batch_size=1024, iterations=40, budget_s=0.0, mutation_ra
     N = batch_size
     n_el = min(N - 1, max(1, int(round(elite_fraction * N)))) if N > 1 else 0
     pop = _initial(prob, N, seed_placements, A)
-    val, _ = prob.score(pop)
+    val, bad = _score(prob, pop)
     for _ in range(iterations - 1):
         if prob.out_of_time(budget_s):
             break
@@ -242,12 +266,13 @@ def evolutionary(prob, batch_size=1024, iterations=40, budget_s=0.0, mutation_ra
         par = np.where(val[t[:, 0]] <= val[t[:, 1]], t[:, 0], t[:, 1])
         mask = rng.random((N, prob.n_layers)) < 0.5
         kids = _where(mask, _take(pop, par[0]), _take(pop, par[1]))
-        kids = _mutate(rng, kids, mutation_rate, A, force_one=False)
-        kval, _ = prob.score(kids)
+        kbad = np.where(mask, bad[par[0]], bad[par[1]])
+        kids = _mutate(rng, kids, mutation_rate, A, False, kbad)
+        kval, kbad = _score(prob, kids)
         el = np.argsort(val, kind="stable")[:n_el]
         kb = np.argsort(kval, kind="stable")[:N - n_el]
         pop = concat([_take(pop, el), _take(kids, kb)])
-        val = np.concatenate([val[el], kval[kb]])
+        val, bad = np.concatenate([val[el], kval[kb]]), np.concatenate([bad[el], kbad[kb]])
     return prob.result(name)
 
 
@@ -261,18 +286,16 @@ def annealing(prob, batch_size=1024, iterations=60, budget_s=0.0, temperature0=0
     schedule T_k = temperature0 * 1e-3 ** (k / iterations)."""
     rng, A = prob.rng, _allowed(prob)
     cur = _initial(prob, batch_size, seed_placements, A)
-    val, _ = prob.score(cur)
-    lv = np.log(np.maximum(val, 1e-30))
+    lv, bad = _score(prob, cur)
     for k in range(1, iterations):
         if prob.out_of_time(budget_s):
             break
         T = temperature0 * 1e-3 ** (k / max(1, iterations))
-        prop = _mutate(rng, cur, mutation_rate / 4, A, force_one=True)
-        pv, _ = prob.score(prop)
-        lp = np.log(np.maximum(pv, 1e-30))
+        prop = _mutate(rng, cur, min(mutation_rate, 1.0 / prob.n_layers), A, True, bad)
+        lp, pbad = _score(prob, prop)
         acc = rng.random(batch_size) < np.exp(np.minimum(0.0, lv - lp) / max(T, 1e-12))
         cur = _where(acc, prop, cur)
-        lv = np.where(acc, lp, lv)
+        lv, bad = np.where(acc, lp, lv), np.where(acc[:, None], pbad, bad)
     return prob.result(name)
 
 
@@ -392,8 +415,7 @@ def gradient(prob, batch_size=1024, iterations=100, budget_s=0.0, restarts=64,
         flat = lambda a: a.reshape(R * S, L)
         p = _repair(flat(x), A["gran"][flat(sel["gran"])], A["org"][flat(sel["org"])],
                     flat(share), A["part"][flat(sel["part"])], A)
-        v, _ = prob.score(p)
-        lf = np.log(np.maximum(v, 1e-30)).reshape(R, S)
+        lf = _score(prob, p)[0].reshape(R, S)
         if S > 1:
             base = (lf.sum(1, keepdims=True) - lf) / (S - 1)
             adv = (lf - base) / (lf.std(1, keepdims=True) + 1e-6)
