@@ -17,7 +17,7 @@ import numpy as np
 from flax import struct
 
 from pipeorgan_jax.hardware import Hardware, hops
-from pipeorgan_jax.organization import ORG_CURVE, ORG_INTERLEAVED, curves, interleave_perm
+from pipeorgan_jax.organization import ORG_CURVE, ORG_INTERLEAVED, chunk_owner, curves, interleave_perm
 from pipeorgan_jax.placement import GRAN_ROWS, Placement
 from pipeorgan_jax.workload import Model
 
@@ -66,6 +66,8 @@ class HwArrays:
     perm: jnp.ndarray  # [U] interleaving permutation
     cum_x: jnp.ndarray  # [4, U+1, GW] per organization: units among its first v slots per column
     cum_y: jnp.ndarray  # [4, U+1, GH]
+    cum_2d: jnp.ndarray  # [4, U+1, GH*GW]
+    chunk_unit: jnp.ndarray  # [U+1, U]: unit holding chunk q of a layer with n units
     sram: float
     glb: float
     glb_bw: float
@@ -182,14 +184,17 @@ def hw_arrays(hw: Hardware, max_depth: int = 16) -> HwArrays:
     perm = interleave_perm(hw.n_units)
     cum_x = np.zeros((4, hw.n_units + 1, gw), np.float32)
     cum_y = np.zeros((4, hw.n_units + 1, gh), np.float32)
+    cum_2d = np.zeros((4, hw.n_units + 1, gh * gw), np.float32)
     for o in range(4):
         order = perm if ORG_INTERLEAVED[o] else np.arange(hw.n_units)
         pos = cv[ORG_CURVE[o]][order]
         cum_y[o, 1:] = np.cumsum(np.eye(gh, dtype=np.float32)[pos[:, 0]], axis=0)
+        cum_2d[o, 1:] = np.cumsum(np.eye(gh * gw, dtype=np.float32)[pos[:, 0] * gw + pos[:, 1]], axis=0)
         cum_x[o, 1:] = np.cumsum(np.eye(gw, dtype=np.float32)[pos[:, 1]], axis=0)
     return HwArrays(
         curve_y=cv[:, :, 0], curve_x=cv[:, :, 1], hx=hx, hy=hy, glbx=glbx,
-        perm=interleave_perm(hw.n_units), cum_x=cum_x, cum_y=cum_y,
+        perm=interleave_perm(hw.n_units), cum_x=cum_x, cum_y=cum_y, cum_2d=cum_2d,
+        chunk_unit=np.array([chunk_owner(max(n, 1), hw.n_units) for n in range(hw.n_units + 1)], np.int32),
         sram=float(hw.pe_sram_bytes), glb=float(hw.glb_bytes), glb_bw=hw.glb_bytes_per_cycle,
         dram_bw=hw.dram_bytes_per_cycle, link_bw=hw.link_bytes_per_cycle,
         macs_per_cycle=float(hw.macs_per_pe_per_cycle), db=float(hw.data_bytes),
@@ -249,18 +254,15 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     cid = jnp.asarray(ORG_CURVE)[org][:, None]
 
     def position(m):
-        """Unit (row, col) of unit m of each layer, by arithmetic (no table gathers)."""
+        """Unit (row, col) of unit m of each layer (small-table lookups)."""
         v = jnp.clip(start_l[:, None] + m, 0, U - 1)
-        sl = jnp.where(inter, _perm(v, ha), v)
-        return _curve_pos(sl, cid, ha)
+        sl = jnp.where(inter, ha.perm[v], v)
+        flat = cid * U + sl
+        return ha.curve_y.reshape(-1)[flat], ha.curve_x.reshape(-1)[flat]
 
     # Chunk q lives on unit m(q): the first U mod n units hold ceil(U/n) chunks, the rest
-    # floor(U/n) (docs/cost_model.md, "Data placement").
-    bq = U // n_l[:, None]
-    rq = U % n_l[:, None]
-    q = mm[None, :]
-    m_q = jnp.where(q < rq * (bq + 1), q // (bq + 1), rq + (q - rq * (bq + 1)) // jnp.maximum(bq, 1))
-    cy, cx = position(m_q)  # [L, U] unit position of chunk q
+    # floor(U/n) (docs/cost_model.md, "Data placement"); MQ[n, q] tabulates m(q).
+    cy, cx = position(ha.chunk_unit[n_l])  # [L, U] unit position of chunk q
 
     # Histograms over unit columns/rows from prefix-count tables of each organization's
     # slot order: units of a layer are the contiguous positions [start, start + n).
@@ -275,6 +277,8 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     oh_uy = span(ha.cum_y, s0, s1) / n_f[:, None]
     oh_cx = (bqf * span(ha.cum_x, s0, s1) + span(ha.cum_x, s0, s2)) / U  # chunk distribution
     oh_cy = (bqf * span(ha.cum_y, s0, s1) + span(ha.cum_y, s0, s2)) / U
+    u2d = span(ha.cum_2d, s0, s1) / n_f[:, None]  # [L, GH*GW] units, uniform
+    c2d = (bqf * span(ha.cum_2d, s0, s1) + span(ha.cum_2d, s0, s2)) / U  # chunks
     # data distribution of each layer's output: chunks if position-split, else uniform
     dx = jnp.where(pos_split[:, None], oh_cx, oh_ux)
     dy = jnp.where(pos_split[:, None], oh_cy, oh_uy)
@@ -385,9 +389,38 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     unit_w = jnp.where(part == 1, W / n_f, W) * wmult
     bc_in = by_dst(jnp.where(bcast, per_unit_in, 0.0)) + jnp.where(part == 0, unit_w, 0.0)
     intra_link = bc_in * (ha.uh - 1) / ha.uh
-    edge_link = (by_dst(per_unit_in) + unit_w) / min(ha.uh, ha.uw)
+    # GLB deliveries (segment inputs, weights) peak on the port links, counted above; what a
+    # unit receives over in-segment edges enters through its boundary links
+    edge_link = by_dst(jnp.where(intra, per_unit_in, 0.0)) / min(ha.uh, ha.uw)
+    # All-to-all edges (a channel-split end): every source unit sends to every destination
+    # unit, so the load on each unit-boundary link follows from the two 2-D distributions
+    # (XY routing: along the source's unit row, then down the destination's unit column).
+    S2 = jnp.where(ps[:, None], c2d[es_c], u2d[es_c]).reshape(-1, ha.GH, ha.GW)
+    D2 = jnp.where(pd[:, None], c2d[ed], u2d[ed] * n_f[ed][:, None]).reshape(-1, ha.GH, ha.GW)
+    a2a = intra & ~(ps & pd)
+    Sx = jnp.cumsum(S2, axis=2)  # sources in row y at columns <= x
+    Dc = D2.sum(1)
+    Dcx = jnp.cumsum(Dc, axis=1)  # destinations at columns <= x
+    east = Sx[:, :, :-1] * (Dcx[:, -1:] - Dcx)[:, None, :-1]
+    west = (Sx[:, :, -1:] - Sx)[:, :, :-1] * Dcx[:, None, :-1]
+    Sr = jnp.cumsum(S2.sum(2), axis=1)  # sources at rows <= y
+    Dy = jnp.cumsum(D2, axis=1)  # destinations in column x at rows <= y
+    south = Sr[:, :-1, None] * (Dy[:, -1:, :] - Dy)[:, :-1, :]
+    north = (Sr[:, -1:] - Sr)[:, :-1, None] * Dy[:, :-1, :]
+    a2a_link = eb * jnp.maximum(jnp.maximum(east.max((1, 2)), west.max((1, 2))) / ha.uh,
+                                jnp.maximum(south.max((1, 2)), north.max((1, 2))) / ha.uw)
+    a2a_link = jnp.where(a2a, a2a_link, 0.0)
+    # what the producer's busiest unit sends out over in-segment edges
+    src_unit = jnp.where(ps, eb * chunks_per_unit[es_c], eb / n_f[es_c])
+    out_unit = jnp.where(intra, jnp.where(pd, src_unit, src_unit * n_f[ed]), 0.0)
+    by_src = jnp.where(ma.out_eidx >= 0, out_unit[jnp.maximum(ma.out_eidx, 0)], 0.0).sum(1)
+    src_link = jnp.maximum(by_src / min(ha.uh, ha.uw), by_dst(a2a_link))
+    # one tile of an edge takes its busiest link (per unit in or out, or the broadcast tree)
+    x_edge = jnp.maximum(jnp.maximum(per_unit_in, out_unit) / min(ha.uh, ha.uw),
+                         jnp.where(bcast, per_unit_in * (ha.uh - 1) / ha.uh, 0.0))
+    x_edge = x_edge / n_tiles[ed] / ha.link_bw
     seg_link = jnp.maximum(jnp.maximum(port_in_max, port_out_max),
-                           seg_max(jnp.maximum(intra_link, edge_link)))
+                           seg_max(jnp.maximum(jnp.maximum(intra_link, edge_link), src_link)))
     max_link = seg_link.max()
 
     # Timing.
@@ -428,13 +461,14 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     def step(carry, i):
         F, rho, E = carry
         src = src_c[i]
-        prev = jnp.where(in_intra[i], F[src] + lag_in[i] * rho[src], 0.0)
+        prev = jnp.where(in_intra[i], F[src] + lag_in[i] * rho[src] + x_in[i], 0.0)
         rho_i = jnp.maximum(rho0[i], jnp.where(in_intra[i], rho[src], 0.0).max())
         F_i = jnp.maximum(prev.max(), F0[i]) + cyc[i]
         E_i = jnp.maximum(F_i + (n_tiles[i] - 1) * c_pace[i],
-                          jnp.where(in_intra[i], E[src], 0.0).max() + cyc[i])
+                          jnp.where(in_intra[i], E[src] + x_in[i], 0.0).max() + cyc[i])
         return (F.at[i].set(F_i), rho.at[i].set(rho_i), E.at[i].set(E_i)), None
 
+    x_in = jnp.where(ma.in_eidx >= 0, x_edge[jnp.maximum(ma.in_eidx, 0)], 0.0)
     z = jnp.zeros(L, F32)
     (Fill, _, End), _ = jax.lax.scan(step, (z, z, z), idx)
     seg_end_t = seg_max(End + jnp.where(to_glb, t_out, 0.0))
@@ -478,39 +512,6 @@ def _hops(d, n, ha: "HwArrays"):
     if ha.topology == "express":
         return (d // ha.express_k + d % ha.express_k).astype(F32)
     return d.astype(F32)
-
-
-def _perm(v, ha: "HwArrays"):
-    """Interleaving permutation (bit reversal) by arithmetic when U is a power of two."""
-    U = ha.U
-    bits = U.bit_length() - 1
-    if 1 << bits != U:
-        return ha.perm[v]
-    out = jnp.zeros_like(v)
-    for b in range(bits):
-        out = out | (((v >> b) & 1) << (bits - 1 - b))
-    return out
-
-
-def _curve_pos(s, cid, ha: "HwArrays"):
-    """(unit row, unit col) of slot s on curve cid (organization.curve, by arithmetic)."""
-    gh, gw = ha.GH, ha.GW
-    ry, rx = s // gw, s % gw  # raster
-    sx = jnp.where(ry % 2 == 0, rx, gw - 1 - rx)  # snake
-    cx_ = s // gh
-    cy_ = jnp.where(cx_ % 2 == 0, s % gh, gh - 1 - s % gh)  # column snake
-    if gh % 2 == 0 and gw % 2 == 0:
-        c, w = s // 4, s % 4
-        hw2 = gw // 2
-        qy = c // hw2
-        qx = jnp.where(qy % 2 == 0, c % hw2, hw2 - 1 - c % hw2)
-        ky = 2 * qy + (w >= 2)
-        kx = 2 * qx + ((w == 1) | (w == 2))
-    else:
-        ky, kx = ry, sx
-    y = jnp.where(cid == 0, ry, jnp.where(cid == 1, ry, jnp.where(cid == 2, cy_, ky)))
-    x = jnp.where(cid == 0, rx, jnp.where(cid == 1, sx, jnp.where(cid == 2, cx_, kx)))
-    return y, x
 
 
 def by_dst_rows(v, in_eidx):

@@ -76,6 +76,13 @@ def slots(n: np.ndarray, interleaved: bool) -> list[np.ndarray]:
     return [perm[c] for c in contiguous]
 
 
+def chunk_owner(n: int, n_units: int) -> np.ndarray:
+    """Unit (0..n-1) holding chunk q (0..n_units-1) of a position-split layer with n units:
+    the first n_units mod n units hold one chunk more, in order."""
+    b, r = divmod(n_units, n)
+    return np.repeat(np.arange(n), [b + 1] * r + [b] * (n - r))
+
+
 def segment_map(shares: np.ndarray, org: int, rows: int, cols: int, unit_rows: int,
                 unit_cols: int) -> np.ndarray:
     """PE -> layer map [rows, cols] for one segment (values are the layer's index in it)."""

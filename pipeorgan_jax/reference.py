@@ -52,7 +52,7 @@ from typing import Optional
 import numpy as np
 
 from pipeorgan_jax.hardware import Hardware, hops as hw_hops
-from pipeorgan_jax.organization import (CURVES, ORG_CURVE, ORG_INTERLEAVED, curve,
+from pipeorgan_jax.organization import (CURVES, chunk_owner, ORG_CURVE, ORG_INTERLEAVED, curve,
                                         segment_map, slots, units_per_layer)
 from pipeorgan_jax.placement import GRAN_ROWS, Placement, segments as seg_ranges
 from pipeorgan_jax.workload import Model
@@ -276,11 +276,8 @@ def _units(hw: Hardware, shares: np.ndarray, org: int) -> list[np.ndarray]:
 
 
 def _chunk_owner(n: int, U: int) -> np.ndarray:
-    """Unit (0..n-1) holding chunk q of a position-split layer's output: the first U mod n
-    units hold ceil(U/n) chunks, the rest floor(U/n), in order."""
-    b, r = divmod(U, n)
-    counts = np.array([b + 1] * r + [b] * (n - r))
-    return np.repeat(np.arange(n), counts)
+    """Unit (0..n-1) holding chunk q of a position-split layer's output."""
+    return chunk_owner(n, U)
 
 
 def _chunks(n: int, U: int) -> np.ndarray:

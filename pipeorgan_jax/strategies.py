@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from typing import Optional
 
 import numpy as np
@@ -278,24 +279,38 @@ def evolutionary(prob, batch_size=1024, iterations=40, budget_s=0.0, mutation_ra
 
 # ----------------------------------------------------------------------------- annealing
 def annealing(prob, batch_size=1024, iterations=60, budget_s=0.0, temperature0=0.1,
-              mutation_rate=0.1, seed_placements=None, name="annealing"):
+              mutation_rate=0.1, seed_placements=None, name="annealing", neighbor_rate=None,
+              resample=True):
     """batch_size Metropolis chains in parallel, one batch call per step. Neighbor: a small
-    mutation (one forced change plus per-layer changes at rate mutation_rate / 4). Accept
-    with probability min(1, exp(-(log f' - log f) / T)) on the log objective (so T is a
-    relative cost change: T = 0.1 accepts a 10% worse move with probability 1/e); geometric
-    schedule T_k = temperature0 * 1e-3 ** (k / iterations)."""
+    `_mutate`: one forced change (in an infeasible segment if there is one) plus each layer
+    with probability neighbor_rate (default mutation_rate / 4). Accept with probability
+    min(1, exp(-(F' - F) / T)) on the log fitness F of `_score` (log objective; so T is a
+    relative cost change: T = 0.1 accepts a 10% worse move with probability 1/e). Geometric
+    schedule T = temperature0 * 1e-3 ** progress, progress = the larger of step / iterations
+    and elapsed / time_budget_s (so a time-limited run still cools down fully). With
+    `resample` (population annealing, default), every 10 steps the worst quarter of the
+    chains restart from copies of random chains of the best quarter."""
     rng, A = prob.rng, _allowed(prob)
+    rate = mutation_rate / 4 if neighbor_rate is None else neighbor_rate
     cur = _initial(prob, batch_size, seed_placements, A)
     lv, bad = _score(prob, cur)
     for k in range(1, iterations):
         if prob.out_of_time(budget_s):
             break
-        T = temperature0 * 1e-3 ** (k / max(1, iterations))
-        prop = _mutate(rng, cur, min(mutation_rate, 1.0 / prob.n_layers), A, True, bad)
+        prog = max(k / iterations, (time.perf_counter() - prob.t0) / budget_s if budget_s > 0 else 0.0)
+        T = temperature0 * 1e-3 ** min(1.0, prog)
+        prop = _mutate(rng, cur, rate, A, True, bad)
         lp, pbad = _score(prob, prop)
         acc = rng.random(batch_size) < np.exp(np.minimum(0.0, lv - lp) / max(T, 1e-12))
         cur = _where(acc, prop, cur)
         lv, bad = np.where(acc, lp, lv), np.where(acc[:, None], pbad, bad)
+        if resample and k % 10 == 0 and batch_size >= 4:
+            order = np.argsort(lv, kind="stable")
+            q = batch_size // 4
+            src = order[rng.integers(0, q, q)]
+            idx = np.arange(batch_size)
+            idx[order[-q:]] = src
+            cur, lv, bad = _take(cur, idx), lv[idx], bad[idx]
     return prob.result(name)
 
 
@@ -304,15 +319,16 @@ SHARE_SIGMA = 0.75  # std of the log2-share Gaussian
 
 
 @functools.lru_cache(maxsize=None)
-def _grad_step(tau: float, lr: float):
-    """jitted (params, opt_state, samples, adv) -> (params, opt_state)."""
+def _grad_step():
+    """(adam with the learning rate in its state, jitted (params, opt_state, samples, adv,
+    tau) -> (params, opt_state)); compiled once per shape, whatever tau and the rate."""
     import jax
     import jax.numpy as jnp
     import optax
 
-    opt = optax.adam(lr)
+    opt = optax.inject_hyperparams(optax.adam)(learning_rate=0.05)
 
-    def logprob(params, smp):
+    def logprob(params, smp, tau):
         a = params["seg"][:, None] / tau  # [R, 1, L]
         x = smp["seg"]
         lp = (x * jax.nn.log_sigmoid(a) + (1 - x) * jax.nn.log_sigmoid(-a)) * smp["seg_mask"]
@@ -325,12 +341,12 @@ def _grad_step(tau: float, lr: float):
         lp = lp - 0.5 * ((z - params["mu"][:, None]) / SHARE_SIGMA) ** 2 * smp["sh_mask"]
         return lp.sum(-1)  # [R, S]
 
-    def loss(params, smp, adv):
-        return (logprob(params, smp) * jax.lax.stop_gradient(adv)).mean(-1).sum()
+    def loss(params, smp, adv, tau):
+        return (logprob(params, smp, tau) * jax.lax.stop_gradient(adv)).mean(-1).sum()
 
     @jax.jit
-    def step(params, state, smp, adv):
-        g = jax.grad(loss)(params, smp, adv)
+    def step(params, state, smp, adv, tau):
+        g = jax.grad(loss)(params, smp, adv, tau)
         upd, state = opt.update(g, state, params)
         return optax.apply_updates(params, upd), state
 
@@ -397,8 +413,9 @@ def gradient(prob, batch_size=1024, iterations=100, budget_s=0.0, restarts=64,
             params[k][i] = 3.0 * (np.asarray(v)[:, None] == A[k][None])
         params["mu"][i] = np.log2(q.share)
     params = {k: jnp.asarray(v, jnp.float32) for k, v in params.items()}
-    opt, step = _grad_step(tau, float(learning_rate))
+    opt, step = _grad_step()
     state = opt.init(params)
+    state.hyperparams["learning_rate"] = jnp.asarray(learning_rate, jnp.float32)
     ema = None
     for _ in range(iterations):
         if prob.out_of_time(budget_s):
@@ -428,7 +445,8 @@ def gradient(prob, batch_size=1024, iterations=100, budget_s=0.0, restarts=64,
                    seg_mask=np.broadcast_to(np.arange(L) < L - 1, (R, S, L)).astype(np.float32),
                    end=se.astype(np.float32), sh_mask=(~depth1).astype(np.float32),
                    z=z.astype(np.float32), **{k: sel[k].astype(np.int32) for k in sel})
-        params, state = step(params, state, smp, jnp.asarray(adv, jnp.float32))
+        params, state = step(params, state, smp, jnp.asarray(adv, jnp.float32),
+                             jnp.asarray(tau, jnp.float32))
     P = {k: np.asarray(v, np.float64) for k, v in params.items()}
     prob.score(_repair(P["seg"] > 0, A["gran"][P["gran"].argmax(-1)], A["org"][P["org"].argmax(-1)],
                        np.exp2(np.clip(P["mu"], 0, 6)), A["part"][P["part"].argmax(-1)], A))
