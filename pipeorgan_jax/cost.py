@@ -63,6 +63,7 @@ class HwArrays:
     hx: jnp.ndarray  # [GW] PE hops for a unit-column offset
     hy: jnp.ndarray  # [GH]
     glbx: jnp.ndarray  # [GW] mean port-flow hops to a unit column
+    glb_far: jnp.ndarray  # [GW] port-flow hops to the farthest PE of a unit column
     perm: jnp.ndarray  # [U] interleaving permutation
     cum_x: jnp.ndarray  # [4, U+1, GW] per organization: units among its first v slots per column
     cum_y: jnp.ndarray  # [4, U+1, GH]
@@ -73,6 +74,7 @@ class HwArrays:
     glb_bw: float
     dram_bw: float
     link_bw: float
+    router: float
     macs_per_cycle: float
     db: float
     e_mac: float
@@ -181,6 +183,7 @@ def hw_arrays(hw: Hardware, max_depth: int = 16) -> HwArrays:
     x = np.arange(hw.cols)
     port = 1 + hops(x, hw.cols, hw.topology, k)
     glbx = port.reshape(gw, hw.unit_cols).mean(1).astype(np.float32)
+    glb_far = port.reshape(gw, hw.unit_cols).max(1).astype(np.float32)
     perm = interleave_perm(hw.n_units)
     cum_x = np.zeros((4, hw.n_units + 1, gw), np.float32)
     cum_y = np.zeros((4, hw.n_units + 1, gh), np.float32)
@@ -192,7 +195,8 @@ def hw_arrays(hw: Hardware, max_depth: int = 16) -> HwArrays:
         cum_2d[o, 1:] = np.cumsum(np.eye(gh * gw, dtype=np.float32)[pos[:, 0] * gw + pos[:, 1]], axis=0)
         cum_x[o, 1:] = np.cumsum(np.eye(gw, dtype=np.float32)[pos[:, 1]], axis=0)
     return HwArrays(
-        curve_y=cv[:, :, 0], curve_x=cv[:, :, 1], hx=hx, hy=hy, glbx=glbx,
+        curve_y=cv[:, :, 0], curve_x=cv[:, :, 1], hx=hx, hy=hy, glbx=glbx, glb_far=glb_far,
+        router=float(hw.router_latency_cycles),
         perm=interleave_perm(hw.n_units), cum_x=cum_x, cum_y=cum_y, cum_2d=cum_2d,
         chunk_unit=np.array([chunk_owner(max(n, 1), hw.n_units) for n in range(hw.n_units + 1)], np.int32),
         sram=float(hw.pe_sram_bytes), glb=float(hw.glb_bytes), glb_bw=hw.glb_bytes_per_cycle,
@@ -384,11 +388,17 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     port_out = seg_sum_rows(jnp.where(to_glb[:, None], ma.out_bytes[:, None] * dy, 0.0), win, win_ok)
     port_in_max = port_in.max(1) / ha.uh  # per PE-row port link
     port_out_max = port_out.max(1) / ha.uh
+    # what the schedule plays: weights that are not re-streamed arrive in the preload
+    port_in_t = seg_sum_rows(by_dst_rows(port_in_e, ma.in_eidx)
+                             + jnp.where(restream, w_recv, 0.0)[:, None] * oh_uy, win, win_ok)
+    port_in_t_max = port_in_t.max(1) / ha.uh
     chunks_per_unit = jnp.ceil(U / n_f) / U  # largest unit's share of the chunks
     per_unit_in = jnp.where(pd, eb * chunks_per_unit[ed], eb)
     unit_w = jnp.where(part == 1, W / n_f, W) * wmult
     bc_in = by_dst(jnp.where(bcast, per_unit_in, 0.0)) + jnp.where(part == 0, unit_w, 0.0)
     intra_link = bc_in * (ha.uh - 1) / ha.uh
+    bc_in_t = bc_in - jnp.where((part == 0) & ~restream, unit_w, 0.0)
+    intra_link_t = bc_in_t * (ha.uh - 1) / ha.uh
     # GLB deliveries (segment inputs, weights) peak on the port links, counted above; what a
     # unit receives over in-segment edges enters through its boundary links
     edge_link = by_dst(jnp.where(intra, per_unit_in, 0.0)) / min(ha.uh, ha.uw)
@@ -418,9 +428,15 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     # one tile of an edge takes its busiest link (per unit in or out, or the broadcast tree)
     x_edge = jnp.maximum(jnp.maximum(per_unit_in, out_unit) / min(ha.uh, ha.uw),
                          jnp.where(bcast, per_unit_in * (ha.uh - 1) / ha.uh, 0.0))
-    x_edge = x_edge / n_tiles[ed] / ha.link_bw
+    # plus the router latency of its longest PE flow
+    ext = lambda h, a, b: (h[None] * ((a[:, :, None] > 0) & (b[:, None, :] > 0))).max((1, 2))
+    far = jnp.where(pd & ps, hop_q.max(1), ext(HX, dx[es_c], jnp.where(pd[:, None], oh_cx[ed], oh_ux[ed]))
+                    + ext(HY, dy[es_c], jnp.where(pd[:, None], oh_cy[ed], oh_uy[ed])))
+    x_edge = x_edge / n_tiles[ed] / ha.link_bw + ha.router * far
     seg_link = jnp.maximum(jnp.maximum(port_in_max, port_out_max),
                            seg_max(jnp.maximum(jnp.maximum(intra_link, edge_link), src_link)))
+    seg_link_t = jnp.maximum(jnp.maximum(port_in_t_max, port_out_max),
+                             seg_max(jnp.maximum(jnp.maximum(intra_link_t, edge_link), src_link)))
     max_link = seg_link.max()
 
     # Timing.
@@ -429,16 +445,23 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
                     jnp.where(part == 1, jnp.ceil(Kf / P_f) * Q,
                               jnp.ceil(Q / n_f) * jnp.ceil(Kf / g))) * ma.m
     cyc = jnp.ceil(cyc / ha.macs_per_cycle)
+    glb_fed0 = by_dst(cross_in.astype(F32)) > 0
     g_in = seg_sum(by_dst(jnp.where(cross_in, eb, 0.0)) + jnp.where(restream, W * n_tiles, 0.0))
     g_out = seg_sum(jnp.where(to_glb, ma.out_bytes, 0.0))
     first_use = jnp.clip(ma.t_first, 0, L - 1)
     net_in_first = jnp.zeros(L, F32).at[first_use].add(net_in_bytes)
     seg_dram = seg_sum(net_in_first + net_out_bytes)
-    t_in = jnp.maximum(g_in / ha.glb_bw, port_in_max / ha.link_bw) / n_tiles
-    t_out = jnp.maximum(g_out / ha.glb_bw, port_out_max / ha.link_bw) / n_tiles
-    tau = jnp.maximum(seg_max(cyc), jnp.maximum(
-        seg_link / ha.link_bw, jnp.maximum((g_in + g_out) / ha.glb_bw, seg_dram / ha.dram_bw)) / n_tiles)
-    # fill: F_l = max(GLB input time, max over in-segment producers F_p + lag * tau) + c_l
+    # GLB tiles: bandwidth or port-link bound, plus the router latency to the farthest unit
+    port_far_in = (ha.glb_far[None, :] * (oh_ux > 0)).max(1)
+    port_far_out = (ha.glb_far[None, :] * (dx > 0)).max(1)
+    # (network inputs come from DRAM and network outputs go there, at DRAM bandwidth)
+    t_in = (jnp.maximum(jnp.maximum(g_in / ha.glb_bw, port_in_t_max / ha.link_bw),
+                        seg_sum(net_in_first) / ha.dram_bw) / n_tiles
+            + ha.router * seg_max(jnp.where(glb_fed0, port_far_in, 0.0)))
+    t_out = (jnp.maximum(jnp.maximum(g_out / ha.glb_bw, port_out_max / ha.link_bw),
+                         seg_sum(net_out_bytes) / ha.dram_bw) / n_tiles
+             + ha.router * port_far_out)
+    # fill: F_l = max(GLB input tile time, max over in-segment producers F_p + lag * rho_p + x_e) + c_l
     src_c = jnp.maximum(ma.in_src, 0)
     lag_in = jnp.where(ma.rows_full[:, None], n_tiles[:, None] - 1,
                        jnp.minimum(n_tiles[:, None] - 1, jnp.floor((h[:, None] - 1) / r[src_c])))
@@ -450,19 +473,20 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
 
     # During the fill a producer delivers its next tiles at the pace of the slowest stage
     # upstream of it (rho), not yet at the segment's steady tile time. E_l is when l finishes
-    # its last tile: it runs its remaining n-1 tiles at its own pace (c'_l: compute, or the
-    # segment's link / GLB / DRAM bound per tile if slower), and its last tile needs the
-    # producers' last tiles.
-    sigma = jnp.maximum(seg_link / ha.link_bw,
+    # its last tile: it runs its remaining n-1 tiles at its own pace (compute, or its GLB
+    # input tile time if slower), and its last tile needs the producers' last tiles.
+    sigma = jnp.maximum(seg_link_t / ha.link_bw,
                         jnp.maximum((g_in + g_out) / ha.glb_bw, seg_dram / ha.dram_bw)) / n_tiles
-    c_pace = jnp.maximum(cyc, sigma)
-    rho0 = jnp.maximum(c_pace, jnp.where(glb_fed, t_in, 0.0))
+    c_pace = jnp.maximum(cyc, jnp.where(glb_fed, t_in, 0.0))
+    rho0 = c_pace
 
     def step(carry, i):
         F, rho, E = carry
         src = src_c[i]
         prev = jnp.where(in_intra[i], F[src] + lag_in[i] * rho[src] + x_in[i], 0.0)
-        rho_i = jnp.maximum(rho0[i], jnp.where(in_intra[i], rho[src], 0.0).max())
+        # a layer that waits for its producers' whole output then runs at its own pace
+        rho_i = jnp.where(ma.rows_full[i], rho0[i],
+                          jnp.maximum(rho0[i], jnp.where(in_intra[i], rho[src], 0.0).max()))
         F_i = jnp.maximum(prev.max(), F0[i]) + cyc[i]
         E_i = jnp.maximum(F_i + (n_tiles[i] - 1) * c_pace[i],
                           jnp.where(in_intra[i], E[src] + x_in[i], 0.0).max() + cyc[i])
@@ -471,7 +495,9 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     x_in = jnp.where(ma.in_eidx >= 0, x_edge[jnp.maximum(ma.in_eidx, 0)], 0.0)
     z = jnp.zeros(L, F32)
     (Fill, _, End), _ = jax.lax.scan(step, (z, z, z), idx)
-    seg_end_t = seg_max(End + jnp.where(to_glb, t_out, 0.0))
+    # the segment's shared links, GLB and DRAM bound its throughput as a whole
+    seg_end_t = jnp.maximum(seg_max(End + jnp.where(to_glb, t_out, 0.0)),
+                            seg_max(Fill) + (n_tiles - 1) * sigma)
     preload = seg_sum(W) / ha.dram_bw  # re-streamed weights also come from DRAM once
     seg_lat = preload + seg_end_t  # at every layer of the segment
     is_first = idx == f_l

@@ -45,12 +45,13 @@ def _allowed(prob) -> dict:
 
 def _nearest(x: np.ndarray, vals: np.ndarray, log: bool = False) -> np.ndarray:
     """Nearest value of sorted `vals` to every element of x (in log space if log)."""
-    f = np.log if log else (lambda a: np.asarray(a, np.float64))
-    fx, fv = f(np.maximum(x, 1e-9) if log else x), f(vals)
-    i = np.clip(np.searchsorted(fv, fx), 1, len(vals) - 1) if len(vals) > 1 else np.zeros(np.shape(x), int)
-    if len(vals) > 1:
-        i = np.where(np.abs(fx - fv[i - 1]) <= np.abs(fv[i] - fx), i - 1, i)
-    return vals[i]
+    if len(vals) == 1:
+        return np.broadcast_to(vals, np.shape(x)).copy()
+    fx, fv = np.asarray(x, np.float64), vals.astype(np.float64)
+    if log:
+        fx, fv = np.log(np.maximum(fx, 1e-9)), np.log(fv)
+    i = np.clip(np.searchsorted(fv, fx), 1, len(vals) - 1)
+    return vals[np.where(fx - fv[i - 1] <= fv[i] - fx, i - 1, i)]
 
 
 def _prev_end(seg_end: np.ndarray) -> np.ndarray:
@@ -253,8 +254,9 @@ def evolutionary(prob, batch_size=1024, iterations=40, budget_s=0.0, mutation_ra
     """Generational GA with elitism. Population batch_size; each generation scores
     batch_size children (one batch call): parents by binary tournament, per-layer uniform
     crossover of all fields (seg_end included, depth re-capped), then `_mutate`. The next
-    population is the elite_fraction best of the old one plus the best children. Infeasible
-    placements are already penalized by prob's objective."""
+    population is the elite_fraction best of the old one plus the best children. Selection
+    uses `_score`'s fitness (prob's penalized objective, graded by the number of infeasible
+    segments); layers of a parent's infeasible segments mutate more often."""
     rng, A = prob.rng, _allowed(prob)
     N = batch_size
     n_el = min(N - 1, max(1, int(round(elite_fraction * N)))) if N > 1 else 0
@@ -371,19 +373,21 @@ def gradient(prob, batch_size=1024, iterations=100, budget_s=0.0, restarts=64,
 
     Smooth objective. The batch model is piecewise constant in every choice (integer tiling,
     unit counts, argmax decoding), so its pathwise gradient is zero or undefined and a
-    relaxed (soft) placement cannot be scored. Instead each restart minimizes
-        J(theta) = E_{x ~ p_theta}[ log f(x) ],
-    with f the penalized objective prob.objective_of (infeasible = 1000x, about +6.9 in log)
-    and p_theta the product of the distributions above. J is smooth in theta however jagged f
-    is. Its gradient is estimated with the score-function (REINFORCE) estimator
-        grad J ~= mean_s (log f(x_s) - b_s) grad log p_theta(x_s)
+    relaxed (soft) placement cannot be scored. Instead each restart minimizes the expected
+    log-objective under the relaxed distribution,
+        J(theta) = E_{x ~ p_theta}[ F(x) ],
+    with F the search fitness of `_score`: log of prob's penalized objective (infeasible =
+    1000x, +6.9) plus 6.9 per further infeasible segment. J is smooth in theta however jagged
+    F is, and its minimizers put their mass on the best placements. Its gradient is estimated
+    with the score-function (REINFORCE) estimator
+        grad J ~= mean_s (F(x_s) - b_s) grad log p_theta(x_s)
     from S = max(1, batch_size // restarts) samples per restart, all restarts' samples scored
-    in one batch call per step; b_s is the restart's leave-one-out mean of log f (an
-    exponential moving average when S = 1), and the advantages are divided by the restart's
-    std. The log makes the estimator scale-free across models and restarts. Terms of choices
-    that cannot change f given the drawn boundaries (gran/org of a layer that does not end a
-    segment, the share of a layer alone in its segment) are dropped: they have zero mean, so
-    this only lowers the variance. In jax: jax.grad of sum(logprob * stop_gradient(adv)),
+    in one batch call per step; b_s is the restart's leave-one-out mean of F (an exponential
+    moving average when S = 1), and the advantages are divided by the restart's std. The log
+    makes the estimator scale-free across models and restarts. Terms of choices that cannot
+    change F given the drawn boundaries (gran/org of a layer that does not end a segment, the
+    share of a layer alone in its segment) are dropped: they have zero mean, so this only
+    lowers the variance. In jax: jax.grad of sum(logprob * stop_gradient(adv)),
     then optax.adam(learning_rate). At the end each restart's argmax choices (boundary where
     a_l > 0, argmax logits, share 2**mu) are rounded to a placement, projected into the space
     and re-scored with the batch model in one call; the result is the best placement scored
