@@ -14,9 +14,15 @@ register()
 
 @hydra.main(config_path=str(conf_dir()), config_name="config", version_base=None)
 def _hydra_main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     from pipeorgan_jax.app import run
     code = run(cfg)
     if code:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            # an exception marks this job failed and lets the sweep run the others
+            raise RuntimeError(f"job failed (exit code {code}); see its log above")
         sys.exit(code)
 
 

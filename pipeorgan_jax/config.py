@@ -19,6 +19,15 @@ class Task(enum.Enum):
     describe = "describe"  # per-model workload statistics
 
 
+class Strategy(enum.Enum):
+    exhaustive = "exhaustive"
+    dp = "dp"
+    random = "random"
+    evolutionary = "evolutionary"
+    annealing = "annealing"
+    gradient = "gradient"
+
+
 class Objective(enum.Enum):
     latency = "latency"
     energy = "energy"
@@ -75,7 +84,7 @@ class WorkloadConfig:
 
 @dataclass
 class SearchConfig:
-    strategy: str = "dp"
+    strategy: Strategy = Strategy.dp
     # Space sizes shared by the strategies.
     max_depth: int = 8
     # dp: segments scored per batch call; stochastic strategies: population per step.

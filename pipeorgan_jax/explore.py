@@ -63,7 +63,7 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
     t_model = time.perf_counter()
     for name in BASELINES:
         prob = Problem(scorer, objective, spaces[name], seed=cfg.seed)
-        strategy = s.strategy if name == "flexible" else "dp"
+        strategy = getattr(s.strategy, "value", s.strategy) if name == "flexible" else "dp"
         res = run_strategy(strategy, prob, s, seed_placements=seeds)
         if name != "layer_by_layer" and results:
             prev = results[BASELINES[BASELINES.index(name) - 1]]
@@ -97,7 +97,7 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
     out["energy_ratio_vs_chunked"] = fl["energy_pj"] / ch["energy_pj"]
     out["placements_scored"] = sum(r.placements_scored for r in results.values())
     out["search_seconds"] = sum(r.seconds for r in results.values())
-    out["strategy"] = s.strategy
+    out["strategy"] = getattr(s.strategy, "value", s.strategy)
     out["history"] = {k: [list(h) for h in r.history] for k, r in results.items()}
     if cfg.reference_check:
         ref = reference.evaluate(model, hw, results["flexible"].best)
@@ -119,7 +119,8 @@ def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path) -> in
     plots_dir = out / "plots" if cfg.plots else None
     if plots_dir:
         plots_dir.mkdir(exist_ok=True)
-    doc = {"hardware": hw.name, "search": cfg.search.strategy, "objective": objective,
+    doc = {"hardware": hw.name, "search": getattr(cfg.search.strategy, "value", cfg.search.strategy),
+           "objective": objective,
            "workload": cfg.workload.name, "models": {}, "errors": {}}
     failed = 0
     t0 = time.perf_counter()

@@ -288,13 +288,14 @@ def random_search(prob: Problem, batch_size: int = 4096, iterations: int = 20,
 STRATEGIES: dict[str, Callable] = {"dp": dp, "random": random_search}
 
 
-def run_strategy(name: str, prob: Problem, cfg=None, seed_placements=None) -> SearchResult:
+def run_strategy(name, prob: Problem, cfg=None, seed_placements=None) -> SearchResult:
     """Run a strategy by name with parameters from a SearchConfig (or defaults)."""
+    name = getattr(name, "value", name)
     get = (lambda k, d: getattr(cfg, k, d)) if cfg is not None else (lambda k, d: d)
     budget = get("time_budget_s", 0.0)
     if name == "dp":
-        return dp(prob, get("batch_size", 256), get("iterations", 2) if name != "dp" else max(1, min(get("iterations", 2), 4)), budget, seed_placements,
-                  mutation=get("mutation_rate", 0.15))
+        return dp(prob, get("batch_size", 256), max(1, get("iterations", 2)), budget,
+                  seed_placements, mutation=get("mutation_rate", 0.15))
     if name == "random":
         return random_search(prob, get("batch_size", 4096), get("iterations", 20), budget)
     from pipeorgan_jax import strategies
