@@ -91,6 +91,12 @@ class HwArrays:
     uw: int = struct.field(pytree_node=False)
     max_depth: int = struct.field(pytree_node=False)
 
+    @property
+    def lanes(self) -> int:
+        """Links into a unit across one side: min(uh, uw) ordinary links, or one express
+        link per PE when express links skip exactly one unit."""
+        return self.uh * self.uw if self.topology == "express" else min(self.uh, self.uw)
+
 
 class Cost(NamedTuple):
     latency_cycles: jnp.ndarray
@@ -401,7 +407,7 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     intra_link_t = bc_in_t * (ha.uh - 1) / ha.uh
     # GLB deliveries (segment inputs, weights) peak on the port links, counted above; what a
     # unit receives over in-segment edges enters through its boundary links
-    edge_link = by_dst(jnp.where(intra, per_unit_in, 0.0)) / min(ha.uh, ha.uw)
+    edge_link = by_dst(jnp.where(intra, per_unit_in, 0.0)) / ha.lanes
     # All-to-all edges (a channel-split end): every source unit sends to every destination
     # unit, so the load on each unit-boundary link follows from the two 2-D distributions
     # (XY routing: along the source's unit row, then down the destination's unit column).
@@ -417,16 +423,19 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     Dy = jnp.cumsum(D2, axis=1)  # destinations in column x at rows <= y
     south = Sr[:, :-1, None] * (Dy[:, -1:, :] - Dy)[:, :-1, :]
     north = (Sr[:, -1:] - Sr)[:, :-1, None] * Dy[:, :-1, :]
-    a2a_link = eb * jnp.maximum(jnp.maximum(east.max((1, 2)), west.max((1, 2))) / ha.uh,
-                                jnp.maximum(south.max((1, 2)), north.max((1, 2))) / ha.uw)
+    # a unit boundary has uh (rows) or uw (columns) ordinary links; with express links that
+    # skip one unit, every PE of the unit has its own link across it
+    lanes_x, lanes_y = (g, g) if ha.topology == "express" else (ha.uh, ha.uw)
+    a2a_link = eb * jnp.maximum(jnp.maximum(east.max((1, 2)), west.max((1, 2))) / lanes_x,
+                                jnp.maximum(south.max((1, 2)), north.max((1, 2))) / lanes_y)
     a2a_link = jnp.where(a2a, a2a_link, 0.0)
     # what the producer's busiest unit sends out over in-segment edges
     src_unit = jnp.where(ps, eb * chunks_per_unit[es_c], eb / n_f[es_c])
     out_unit = jnp.where(intra, jnp.where(pd, src_unit, src_unit * n_f[ed]), 0.0)
     by_src = jnp.where(ma.out_eidx >= 0, out_unit[jnp.maximum(ma.out_eidx, 0)], 0.0).sum(1)
-    src_link = jnp.maximum(by_src / min(ha.uh, ha.uw), by_dst(a2a_link))
+    src_link = jnp.maximum(by_src / ha.lanes, by_dst(a2a_link))
     # one tile of an edge takes its busiest link (per unit in or out, or the broadcast tree)
-    x_edge = jnp.maximum(jnp.maximum(per_unit_in, out_unit) / min(ha.uh, ha.uw),
+    x_edge = jnp.maximum(jnp.maximum(per_unit_in, out_unit) / ha.lanes,
                          jnp.where(bcast, per_unit_in * (ha.uh - 1) / ha.uh, 0.0))
     # plus the router latency of its longest PE flow
     ext = lambda h, a, b: (h[None] * ((a[:, :, None] > 0) & (b[:, None, :] > 0))).max((1, 2))
@@ -564,9 +573,15 @@ class Scorer:
         self.ma = jax.device_put(model_arrays(model))
         self.ha = hw_arrays(hw, max_depth)
 
+    MIN_BATCH = 128  # small batches are padded so that they reuse one compiled shape
+
     def __call__(self, p: Placement) -> dict[str, np.ndarray]:
         p = p.numpy()
         if p.seg_end.ndim == 1:
             p = Placement(*(f[None] for f in p.fields()))
+        B = p.seg_end.shape[0]
+        if B < self.MIN_BATCH:
+            pad = self.MIN_BATCH - B
+            p = Placement(*(np.concatenate([f, np.repeat(f[:1], pad, 0)]) for f in p.fields()))
         c = score_batch(self.ma, self.ha, p)
-        return {k: np.asarray(v) for k, v in c._asdict().items()}
+        return {k: np.asarray(v)[:B] for k, v in c._asdict().items()}

@@ -12,11 +12,13 @@ What must agree, and why (docs/tolerances.md has the measured distribution):
 - latency: the batch model's closed-form pipeline (fill with look-ahead lags, per-stage pace,
   last-tile recursion, shared-link/GLB/DRAM throughput bound) against the discrete-event
   schedule, whose FIFO link arbitration and exact per-tile row dependencies it does not model:
-  median |error| <= 3%, 90% of placements within 8%, every placement within 30%;
+  median |error| <= 2%, 90% of placements within 6%, every placement within 30%
+  (measured: 0.9%, 4.5%, 27%);
 - most-loaded link: the batch model computes the GLB port links and the all-to-all unit-
-  boundary loads exactly and estimates chunk-matched traffic per unit; it does not add up
-  different edges' flows on one link, nor model torus wrap-around splits: median exact,
-  75% within 10%, every placement within a factor 3.2 either way.
+  boundary loads on mesh and express exactly and estimates chunk-matched traffic per unit; it
+  does not add up different edges' flows on one link, nor split all-to-all traffic over the
+  torus's wrap-around: median <= 1%, 90% within 25%, every placement within a factor 2
+  (measured: 0.0%, 20%, 0.53..1.75).
 """
 import numpy as np
 import pytest
@@ -59,8 +61,8 @@ def test_exact_quantities(pairs):
 
 def test_latency_within_tolerance(pairs):
     err = np.array([abs(b["latency_cycles"] / r["latency_cycles"] - 1) for _, b, r in pairs])
-    assert np.median(err) <= 0.03
-    assert np.percentile(err, 90) <= 0.08
+    assert np.median(err) <= 0.02
+    assert np.percentile(err, 90) <= 0.06
     worst = int(np.argmax(err))
     assert err[worst] <= 0.30, pairs[worst][0]
 
@@ -69,8 +71,8 @@ def test_max_link_within_tolerance(pairs):
     ratio = np.array([b["max_link_bytes"] / r["max_link_bytes"] for _, b, r in pairs])
     err = np.abs(ratio - 1)
     assert np.median(err) <= 0.01
-    assert np.percentile(err, 75) <= 0.10
-    assert ratio.max() <= 3.2 and ratio.min() >= 1 / 3.2
+    assert np.percentile(err, 90) <= 0.25
+    assert ratio.max() <= 2.0 and ratio.min() >= 0.5
 
 
 def test_costs_are_finite(pairs):
