@@ -10,29 +10,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from agreement_cases import HARDWARE, TOPOLOGIES, WORKLOADS, hardware, placements, workload  # noqa: E402
-
-from pipeorgan_jax import reference  # noqa: E402
-from pipeorgan_jax.cost import Scorer  # noqa: E402
+from agreement_cases import pairs  # noqa: E402
 
 
 def main() -> None:
     groups: dict = {}
     exact = []
-    for wn in WORKLOADS:
-        m = workload(wn)
-        for hn in HARDWARE:
-            for topo in TOPOLOGIES:
-                hw = hardware(hn, topo)
-                p = placements(m, hw)
-                c = Scorer(m, hw, max_depth=6)(p)
-                for i in range(p.batch_size):
-                    r = reference.evaluate(m, hw, p[i])
-                    g = groups.setdefault((hn, topo), {"lat": [], "link": []})
-                    g["lat"].append(c["latency_cycles"][i] / r["latency_cycles"])
-                    g["link"].append(c["max_link_bytes"][i] / r["max_link_bytes"])
-                    exact.append((abs(c["byte_hops"][i] / r["byte_hops"] - 1),
-                                  abs(c["energy_pj"][i] / r["energy_pj"] - 1)))
+    for (wn, hn, topo, i), c, r in pairs():
+        g = groups.setdefault((hn, topo), {"lat": [], "link": []})
+        g["lat"].append(c["latency_cycles"] / r["latency_cycles"])
+        g["link"].append(c["max_link_bytes"] / r["max_link_bytes"])
+        exact.append((abs(c["byte_hops"] / r["byte_hops"] - 1), abs(c["energy_pj"] / r["energy_pj"] - 1)))
+
     def line(name, v):
         v = np.asarray(v)
         e = np.abs(v - 1)

@@ -34,18 +34,14 @@ def binding_constraint(model: Model, hw: Hardware) -> str:
     for l in model.layers:
         k, yo, xo = l.out_shape
         db = model.data_bytes
-        W = l.weight_elems * db
         yin = l.in_shapes[0][1]
         rows_in = yin if l.rows_full else min(yin, math.ceil(yin / yo) + max(0, l.kernel_rows - l.stride_rows))
         I = l.in_act_elems * db if l.rows_full else rows_in * sum(c * x for c, _, x in l.in_shapes) * db
         O = k * xo * db
-        needs = [W + 2 * (I + O) / P, math.ceil(k / P) * W / k + 2 * (I + O / P),
-                 math.ceil(k / hw.unit_pes) * W / k + 2 * (I / hw.n_units + O / P)]
-        # re-streaming weights drops them from the requirement
+        # loosest setting: weights re-streamed, the best partition's tile buffers
         need = min(2 * (I / P + O / P), 2 * (I + O / P), 2 * (I / hw.n_units + O / P))
         if need > hw.pe_sram_bytes and need > worst_need:
             worst, worst_need = l.name, need
-        del needs
     if worst is None:
         return "PE SRAM capacity"
     return (f"PE SRAM capacity: layer '{worst}' needs {worst_need:,.0f} bytes per PE even with "
@@ -73,10 +69,10 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
                 res.best, res.cost = prev.best, prev.cost
         results[name] = res
         seeds = [res.best]
-        if name == "layer_by_layer" and not res.cost["feasible"]:
-            raise NoFeasiblePlacement(
-                f"{model.name}: no feasible placement on '{hw.name}': "
-                f"{binding_constraint(model, hw)}")
+    if not results["flexible"].cost["feasible"]:
+        # the flexible space contains the others: nothing found fits this hardware
+        raise NoFeasiblePlacement(
+            f"{model.name}: no feasible placement on '{hw.name}': {binding_constraint(model, hw)}")
     names = [l.name for l in model.layers]
     for name, res in results.items():
         entry = {"latency_cycles": float(res.cost["latency_cycles"]),

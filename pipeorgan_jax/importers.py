@@ -204,13 +204,17 @@ def load_maestro_scenario(path) -> Scenario:
     return _load_scenario(path, stacklevel=3)
 
 
-def _load_scenario(path, stacklevel: int) -> Scenario:
+def _parse_file(path) -> tuple[Path, "_Block"]:
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as e:
         raise WorkloadError(f"{path}: cannot read: {e.strerror}") from None
-    root = _parse(path, text)
+    return path, _parse(path, text)
+
+
+def _load_scenario(path, stacklevel: int) -> Scenario:
+    path, root = _parse_file(path)
     nets = [b for b in root.children if b.kind == "Network"]
     if not nets:
         layers = [b for b in root.children if b.kind == "Layer"]
@@ -540,12 +544,7 @@ def _link(prev, imp: _Imp, hint, lname, fresh):
 def load_maestro_hw(path) -> dict:
     """Fields of the `Accelerator` block of a MAESTRO hw config (or of its top level when there
     is no such block), as numbers / booleans / strings; the block's name under `name`."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise WorkloadError(f"{path}: cannot read: {e.strerror}") from None
-    root = _parse(path, text)
+    path, root = _parse_file(path)
     accs = [b for b in root.children if b.kind == "Accelerator"]
     if len(accs) > 1:
         raise _err(path, accs[1].name, "Accelerator",

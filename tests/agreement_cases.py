@@ -41,3 +41,19 @@ def hardware(name, topology):
 def placements(model, hw, n=PER_CASE, key=""):
     rng = np.random.default_rng(zlib.crc32(f"{model.name}/{hw.name}/{hw.topology}/{key}".encode()))
     return sample(rng, len(model.layers), n, max_depth=min(6, hw.n_units))
+
+
+def pairs():
+    """Every case: ((workload, array, topology, i), batch cost of placement i, reference)."""
+    from pipeorgan_jax import reference
+    from pipeorgan_jax.cost import Scorer
+    for wn in WORKLOADS:
+        m = workload(wn)
+        for hn in HARDWARE:
+            for topo in TOPOLOGIES:
+                hw = hardware(hn, topo)
+                p = placements(m, hw)
+                c = Scorer(m, hw, max_depth=6)(p)
+                for i in range(p.batch_size):
+                    yield ((wn, hn, topo, i), {k: v[i] for k, v in c.items()},
+                           reference.evaluate(m, hw, p[i]))

@@ -23,25 +23,12 @@ What must agree, and why (docs/tolerances.md has the measured distribution):
 import numpy as np
 import pytest
 
-from agreement_cases import HARDWARE, TOPOLOGIES, WORKLOADS, hardware, placements, workload
-from pipeorgan_jax import reference
-from pipeorgan_jax.cost import Scorer
+from agreement_cases import pairs as agreement_pairs
 
 
 @pytest.fixture(scope="module")
 def pairs():
-    out = []
-    for wn in WORKLOADS:
-        m = workload(wn)
-        for hn in HARDWARE:
-            for topo in TOPOLOGIES:
-                hw = hardware(hn, topo)
-                p = placements(m, hw)
-                c = Scorer(m, hw, max_depth=6)(p)
-                for i in range(p.batch_size):
-                    out.append((f"{wn}/{hn}/{topo}/{i}", {k: v[i] for k, v in c.items()},
-                                reference.evaluate(m, hw, p[i])))
-    return out
+    return [("/".join(map(str, key)), b, r) for key, b, r in agreement_pairs()]
 
 
 def test_covers_enough(pairs):
