@@ -85,9 +85,13 @@ class WorkloadConfig:
 @dataclass
 class SearchConfig:
     strategy: Strategy = Strategy.dp
-    # Space sizes shared by the strategies.
-    max_depth: int = 8
-    # dp: segments scored per batch call; stochastic strategies: population per step.
+    # Deepest pipeline segment any search considers.
+    max_depth: int = 6
+    # dp (also what the baselines always run): inner choices scored per candidate tiling per
+    # round, and rounds (the later ones mutate each segment's best choice so far).
+    dp_batch_size: int = 128
+    dp_rounds: int = 2
+    # stochastic strategies: population / chains / samples per step, and steps
     batch_size: int = 1024
     iterations: int = 40
     # Wall-clock cap in seconds per model and strategy (0 = none).

@@ -294,7 +294,7 @@ def run_strategy(name, prob: Problem, cfg=None, seed_placements=None) -> SearchR
     get = (lambda k, d: getattr(cfg, k, d)) if cfg is not None else (lambda k, d: d)
     budget = get("time_budget_s", 0.0)
     if name == "dp":
-        return dp(prob, get("batch_size", 256), max(1, get("iterations", 2)), budget,
+        return dp(prob, get("dp_batch_size", 128), max(1, get("dp_rounds", 2)), budget,
                   seed_placements, mutation=get("mutation_rate", 0.15))
     if name == "random":
         return random_search(prob, get("batch_size", 4096), get("iterations", 20), budget)
