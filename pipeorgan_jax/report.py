@@ -110,16 +110,16 @@ def plots(doc: dict, out: Path) -> None:
     # energy breakdown bars: three bars per model (LbL, chunked, flexible), stacked by component
     comps = ("mac", "pe_sram", "noc", "glb", "dram")
     fig, ax = plt.subplots(figsize=(max(6, len(names) * 1.0), 4))
+    ref = np.array([doc["models"][n]["layer_by_layer"]["energy_pj"] for n in names])
     for j, base in enumerate(("layer_by_layer", "chunked", "flexible")):
         bottom = np.zeros(len(names))
         for ci, c in enumerate(comps):
-            vals = np.array([doc["models"][n][base]["energy_breakdown_pj"][c] for n in names]) / 1e6
+            vals = np.array([doc["models"][n][base]["energy_breakdown_pj"][c] for n in names]) / ref
             ax.bar(x + (j - 1) * 0.27, vals, 0.25, bottom=bottom, color=f"C{ci}",
                    label=c if j == 0 else None, edgecolor="k" if j == 2 else None, lw=0.3)
             bottom += vals
     ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("energy (uJ); bars: LbL | chunked | flexible")
-    ax.set_yscale("log")
+    ax.set_ylabel("energy / layer-by-layer energy\nbars: LbL | chunked | flexible")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "energy_breakdown.png", dpi=110)
