@@ -254,12 +254,10 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     n_f = n_l.astype(F32)
     P_f = n_f * g
 
-    # Slots of every potential unit m (0..U-1) of each layer: [L, U].
-    mm = jnp.arange(U)
+    # Each layer's units are positions [start, start + n) of its organization's slot order.
     ncum = jnp.cumsum(n_l)
     nbase = jnp.where(f_l > 0, ncum[jnp.maximum(f_l - 1, 0)], 0)
     start_l = ncum - n_l - nbase  # units of the earlier layers of the segment
-    valid_m = mm[None, :] < n_l[:, None]
     inter = jnp.asarray(ORG_INTERLEAVED)[org][:, None]
     cid = jnp.asarray(ORG_CURVE)[org][:, None]
 

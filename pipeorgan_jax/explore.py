@@ -1,7 +1,6 @@
 """The main job: per model, baselines vs searched placements, table, results files, plots."""
 from __future__ import annotations
 
-import csv
 import math
 import sys
 import time
@@ -13,7 +12,7 @@ from omegaconf import DictConfig
 
 from pipeorgan_jax import reference
 from pipeorgan_jax.app import write_json_atomic
-from pipeorgan_jax.cost import REASONS, Scorer
+from pipeorgan_jax.cost import Scorer
 from pipeorgan_jax.hardware import Hardware
 from pipeorgan_jax.placement import decode, segments
 from pipeorgan_jax.search import Problem, baseline_spaces, run_strategy

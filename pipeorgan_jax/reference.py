@@ -427,7 +427,7 @@ def evaluate(model: Model, hw: Hardware, placement: Placement, _keep: Optional[d
     seg_of = np.zeros(L, np.int64)
     for s, (a, b) in enumerate(segs):
         seg_of[a:b + 1] = s
-    U, g = hw.n_units, hw.unit_pes
+    U = hw.n_units
     db = net.db
 
     too_deep = any(b - a + 1 > U for a, b in segs)
@@ -516,7 +516,6 @@ def _segment(net: _Net, hw: Hardware, p: Placement, s: int, first: int, last: in
     U, g = hw.n_units, hw.unit_pes
     db = net.db
     layers = list(range(first, last + 1))
-    d = len(layers)
     org = int(p.org[last])
     part = {l: int(p.part[l]) for l in layers}
     shares = np.asarray(p.share[first:last + 1], np.int64)

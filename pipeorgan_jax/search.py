@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from pipeorgan_jax.cost import Scorer
-from pipeorgan_jax.placement import GRAN_ROWS, MAX_SHARE, Placement, concat, sample
+from pipeorgan_jax.placement import GRAN_ROWS, MAX_SHARE, Placement, sample
 
 OBJECTIVES = ("latency", "energy", "edp")
 INFEASIBLE_PENALTY = 1e3  # infeasible placements rank after every feasible one
