@@ -73,12 +73,12 @@ def sample(rng: np.random.Generator, n_layers: int, batch: int, max_depth: int =
            shares: Optional[tuple] = None) -> Placement:
     """Random valid placements: segment depths uniform in 1..max_depth."""
     max_depth = max(1, min(max_depth, max_units or max_depth))
-    seg_end = np.zeros((batch, n_layers), bool)
-    for b in range(batch):
-        i = -1
-        while i < n_layers - 1:
-            i = min(n_layers - 1, i + int(rng.integers(1, max_depth + 1)))
-            seg_end[b, i] = True
+    # segment ends = running sums of depths drawn uniformly in 1..max_depth
+    ends = np.cumsum(rng.integers(1, max_depth + 1, (batch, n_layers)), axis=1) - 1
+    seg_end = np.zeros((batch, n_layers + 1), bool)
+    np.put_along_axis(seg_end, np.minimum(ends, n_layers), True, axis=1)
+    seg_end = seg_end[:, :n_layers]
+    seg_end[:, -1] = True
     return Placement(
         seg_end=seg_end,
         gran=rng.choice(np.asarray(grans, np.int32), (batch, n_layers)),
