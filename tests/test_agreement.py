@@ -13,12 +13,12 @@ What must agree, and why (docs/tolerances.md has the measured distribution):
   last-tile recursion, shared-link/GLB/DRAM throughput bound) against the discrete-event
   schedule, whose FIFO link arbitration and exact per-tile row dependencies it does not model:
   median |error| <= 2%, 90% of placements within 6%, every placement within 30%
-  (measured: 0.9%, 4.5%, 27%);
+  (measured: 0.8%, 5.5%, 20%);
 - most-loaded link: the batch model computes the GLB port links and the all-to-all unit-
   boundary loads on mesh and express exactly and estimates chunk-matched traffic per unit; it
   does not add up different edges' flows on one link, nor split all-to-all traffic over the
   torus's wrap-around: median <= 1%, 90% within 25%, every placement within a factor 2
-  (measured: 0.0%, 20%, 0.53..1.75).
+  (measured: 0.0%, 13.7%, 0.60..1.71).
 """
 import numpy as np
 import pytest
