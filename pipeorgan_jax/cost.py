@@ -452,7 +452,7 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
                     jnp.where(part == 1, jnp.ceil(Kf / P_f) * Q,
                               jnp.ceil(Q / n_f) * jnp.ceil(Kf / g))) * ma.m
     cyc = jnp.ceil(cyc / ha.macs_per_cycle)
-    glb_fed0 = by_dst(cross_in.astype(F32)) > 0
+    glb_fed = by_dst(cross_in.astype(F32)) > 0  # reads a segment input from the GLB
     g_in = seg_sum(by_dst(jnp.where(cross_in, eb, 0.0)) + jnp.where(restream, W * n_tiles, 0.0))
     g_out = seg_sum(jnp.where(to_glb, ma.out_bytes, 0.0))
     first_use = jnp.clip(ma.t_first, 0, L - 1)
@@ -464,18 +464,16 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     # (network inputs come from DRAM and network outputs go there, at DRAM bandwidth)
     t_in = (jnp.maximum(jnp.maximum(g_in / ha.glb_bw, port_in_t_max / ha.link_bw),
                         seg_sum(net_in_first) / ha.dram_bw) / n_tiles
-            + ha.router * seg_max(jnp.where(glb_fed0, port_far_in, 0.0)))
+            + ha.router * seg_max(jnp.where(glb_fed, port_far_in, 0.0)))
     t_out = (jnp.maximum(jnp.maximum(g_out / ha.glb_bw, port_out_max / ha.link_bw),
                          seg_sum(net_out_bytes) / ha.dram_bw) / n_tiles
              + ha.router * port_far_out)
     # fill: F_l = max(GLB input tile time, max over in-segment producers F_p + lag * rho_p + x_e) + c_l
     src_c = jnp.maximum(ma.in_src, 0)
-    lag_in = jnp.where(ma.rows_full[:, None], n_tiles[:, None] - 1,
-                       jnp.minimum(n_tiles[:, None] - 1, jnp.floor((h[:, None] - 1) / r[src_c])))
-    lag_in = jnp.maximum(lag_in, 0.0)
-    has_in = ma.in_bytes > 0
-    in_intra = (ma.in_src >= 0) & (f_l[src_c] == f_l[:, None]) & has_in
-    glb_fed = (has_in & ~in_intra).any(1)
+    has_in = ma.in_eidx >= 0
+    in_e = jnp.maximum(ma.in_eidx, 0)
+    lag_in = jnp.where(has_in, lag[in_e], 0.0)
+    in_intra = has_in & intra[in_e]
     F0 = jnp.where(glb_fed, t_in, 0.0)
 
     # During the fill a producer delivers its next tiles at the pace of the slowest stage
@@ -485,15 +483,14 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     sigma = jnp.maximum(seg_link_t / ha.link_bw,
                         jnp.maximum((g_in + g_out) / ha.glb_bw, seg_dram / ha.dram_bw)) / n_tiles
     c_pace = jnp.maximum(cyc, jnp.where(glb_fed, t_in, 0.0))
-    rho0 = c_pace
 
     def step(carry, i):
         F, rho, E = carry
         src = src_c[i]
         prev = jnp.where(in_intra[i], F[src] + lag_in[i] * rho[src] + x_in[i], 0.0)
         # a layer that waits for its producers' whole output then runs at its own pace
-        rho_i = jnp.where(ma.rows_full[i], rho0[i],
-                          jnp.maximum(rho0[i], jnp.where(in_intra[i], rho[src], 0.0).max()))
+        rho_i = jnp.where(ma.rows_full[i], c_pace[i],
+                          jnp.maximum(c_pace[i], jnp.where(in_intra[i], rho[src], 0.0).max()))
         F_i = jnp.maximum(prev.max(), F0[i]) + cyc[i]
         E_i = jnp.maximum(F_i + (n_tiles[i] - 1) * c_pace[i],
                           jnp.where(in_intra[i], E[src] + x_in[i], 0.0).max() + cyc[i])

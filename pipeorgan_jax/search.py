@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -283,9 +283,6 @@ def random_search(prob: Problem, batch_size: int = 4096, iterations: int = 20,
             break
         prob.score(prob.sample(batch_size))
     return prob.result("random")
-
-
-STRATEGIES: dict[str, Callable] = {"dp": dp, "random": random_search}
 
 
 def run_strategy(name, prob: Problem, cfg=None, seed_placements=None) -> SearchResult:
