@@ -19,7 +19,8 @@ def main() -> None:
     for (wn, hn, topo, i), c, r in pairs():
         g = groups.setdefault((hn, topo), {"lat": [], "link": []})
         g["lat"].append(c["latency_cycles"] / r["latency_cycles"])
-        g["link"].append(c["max_link_bytes"] / r["max_link_bytes"])
+        if r["max_link_bytes"] > 0:  # else nothing crosses the mesh in either model
+            g["link"].append(c["max_link_bytes"] / r["max_link_bytes"])
         exact.append((abs(c["byte_hops"] / r["byte_hops"] - 1), abs(c["energy_pj"] / r["energy_pj"] - 1)))
 
     def line(name, v):

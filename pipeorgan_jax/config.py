@@ -45,11 +45,14 @@ class NocConfig:
 @dataclass
 class EnergyConfig:
     source: str = "???"
-    mac_pj: float = 0.2
-    pe_sram_pj_per_byte: float = 0.2
-    noc_pj_per_byte_hop: float = 0.4
-    glb_pj_per_byte: float = 1.2
-    dram_pj_per_byte: float = 40.0
+    mac_pj: float = 0.23
+    pe_sram_pj_per_byte: float = 1.25
+    # PE SRAM bytes each MAC reads (an activation and a weight; the accumulator is a register)
+    pe_sram_bytes_per_mac: float = 2.0
+    # per byte per PE pitch of wire, on the mesh and on the GLB distribution network alike
+    noc_pj_per_byte_hop: float = 0.46
+    glb_pj_per_byte: float = 2.5
+    dram_pj_per_byte: float = 46.0
 
 
 @dataclass
@@ -65,8 +68,13 @@ class HardwareConfig:
     pe_sram_bytes: int = 8192
     glb_bytes: int = 4 * 1024 * 1024
     glb_bytes_per_cycle: float = 256.0
+    # The GLB distribution network (GLB <-> PEs, multicast-capable): unique bytes per cycle,
+    # each direction. The PE mesh (noc) carries only inter-layer forwarding and reductions.
+    distribution_bytes_per_cycle: float = 256.0
     dram_bytes_per_cycle: float = 128.0
     data_bytes: int = 1
+    # partial-sum width of the reduction (input-channel) partition
+    psum_bytes: int = 4
     clock_ghz: float = 1.0
     noc: NocConfig = field(default_factory=NocConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)

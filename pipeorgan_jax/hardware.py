@@ -42,6 +42,9 @@ class Hardware:
     glb_pj_per_byte: float
     dram_pj_per_byte: float
     energy_source: str = ""
+    distribution_bytes_per_cycle: float = 256.0
+    psum_bytes: int = 4
+    pe_sram_bytes_per_mac: float = 2.0
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -85,7 +88,10 @@ class Hardware:
             noc_pj_per_byte_hop=float(get(en, "noc_pj_per_byte_hop")),
             glb_pj_per_byte=float(get(en, "glb_pj_per_byte")),
             dram_pj_per_byte=float(get(en, "dram_pj_per_byte")),
-            energy_source=str(get(en, "source")))
+            energy_source=str(get(en, "source")),
+            distribution_bytes_per_cycle=float(get(cfg, "distribution_bytes_per_cycle")),
+            psum_bytes=int(get(cfg, "psum_bytes")),
+            pe_sram_bytes_per_mac=float(get(en, "pe_sram_bytes_per_mac")))
         hw.check()
         return hw
 
@@ -93,7 +99,7 @@ class Hardware:
         if self.topology not in TOPOLOGIES:
             raise HardwareError(f"hardware '{self.name}': unknown topology {self.topology!r}")
         for f in ("rows", "cols", "unit_rows", "unit_cols", "macs_per_pe_per_cycle",
-                  "pe_sram_bytes", "glb_bytes", "data_bytes"):
+                  "pe_sram_bytes", "glb_bytes", "data_bytes", "psum_bytes"):
             if getattr(self, f) <= 0:
                 raise HardwareError(f"hardware '{self.name}': {f} must be positive")
         if self.rows % self.unit_rows or self.cols % self.unit_cols:

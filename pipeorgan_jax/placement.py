@@ -15,7 +15,8 @@ from pipeorgan_jax.organization import ORGANIZATIONS
 
 GRAN_ROWS = (1, 2, 4, 8, 16, 32, 0)  # 0 = the whole tensor
 GRAN_NAMES = tuple("whole" if g == 0 else f"{g} rows" for g in GRAN_ROWS)
-PARTITIONS = ("spatial", "channel", "hybrid")
+PARTITIONS = ("spatial", "channel", "hybrid", "reduction")
+REDUCTION = 3  # input channels over units: only for fc, matmul and 1x1 conv (Layer.reduction_ok)
 MAX_SHARE = 64
 
 
@@ -69,9 +70,11 @@ def layer_by_layer(n_layers: int, gran: int = 6, part: Optional[np.ndarray] = No
 
 def sample(rng: np.random.Generator, n_layers: int, batch: int, max_depth: int = 8,
            orgs=(0, 1, 2, 3), grans=tuple(range(len(GRAN_ROWS))),
-           parts=(0, 1, 2), max_units: Optional[int] = None,
-           shares: Optional[tuple] = None) -> Placement:
-    """Random valid placements: segment depths uniform in 1..max_depth."""
+           parts=(0, 1, 2, 3), max_units: Optional[int] = None,
+           shares: Optional[tuple] = None, red_ok: Optional[np.ndarray] = None) -> Placement:
+    """Random valid placements: segment depths uniform in 1..max_depth. With `red_ok` (per
+    layer: the reduction partition applies), layers it does not apply to draw from the other
+    partitions."""
     max_depth = max(1, min(max_depth, max_units or max_depth))
     # segment ends = running sums of depths drawn uniformly in 1..max_depth
     ends = np.cumsum(rng.integers(1, max_depth + 1, (batch, n_layers)), axis=1) - 1
@@ -79,13 +82,23 @@ def sample(rng: np.random.Generator, n_layers: int, batch: int, max_depth: int =
     np.put_along_axis(seg_end, np.minimum(ends, n_layers), True, axis=1)
     seg_end = seg_end[:, :n_layers]
     seg_end[:, -1] = True
+    part = rng.choice(np.asarray(parts, np.int32), (batch, n_layers))
     return Placement(
         seg_end=seg_end,
         gran=rng.choice(np.asarray(grans, np.int32), (batch, n_layers)),
         org=rng.choice(np.asarray(orgs, np.int32), (batch, n_layers)),
         share=(rng.integers(1, MAX_SHARE + 1, (batch, n_layers)) if shares is None
                else rng.choice(np.asarray(shares), (batch, n_layers))).astype(np.int32),
-        part=rng.choice(np.asarray(parts, np.int32), (batch, n_layers)))
+        part=repair_parts(rng, part, parts, red_ok))
+
+
+def repair_parts(rng: np.random.Generator, part: np.ndarray, parts, red_ok) -> np.ndarray:
+    """Redraw the reduction partition, from the other allowed ones, where it does not apply."""
+    if red_ok is None:
+        return part
+    other = np.asarray([q for q in parts if q != REDUCTION] or [2], np.int32)
+    bad = (part == REDUCTION) & ~np.asarray(red_ok, bool)
+    return np.where(bad, rng.choice(other, part.shape), part).astype(np.int32)
 
 
 def validate(p: Placement, n_layers: int, n_units: int) -> list[str]:

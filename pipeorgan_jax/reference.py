@@ -2,45 +2,54 @@
 
 Unlike the batch model (cost.py, closed forms at allocation-unit level) this module
 materializes every segment's PE -> layer map and unit positions (organization.py is the
-definition), builds every flow of the contract at PE level, routes each one hop by hop with XY
-routing on the actual topology (mesh, torus, express), counts bytes on every directed link,
-and plays the segment's tiles as a discrete-event schedule (heapq) over PE groups, links, the
-GLB and DRAM.
+definition), builds every flow of the contract at PE level, routes each mesh flow hop by hop
+with XY routing on the actual topology (mesh, torus, express), counts bytes on every directed
+link, computes every GLB delivery's multicast tree on the distribution network PE by PE, and
+plays the segment's tiles as a discrete-event schedule (heapq) over PE groups, mesh links,
+the GLB, the distribution network (each direction) and DRAM.
 
 Links are indexed explicitly (`link_layout`): for each of the ordinary directions E, W, S, N
 and the express directions XE, XW, XS, XN an [H, W] array indexed by the link's *source*
 router (y, x): E[y, x] goes (y, x) -> (y, x+1), W[y, x] goes (y, x) -> (y, x-1), S[y, x] goes
 (y, x) -> (y+1, x), N[y, x] goes (y, x) -> (y-1, x), XE[y, x] goes (y, x) -> (y, x+k), etc. On
 a torus the wrap links are the ordinary links E[:, W-1] (-> column 0), W[:, 0] (-> column
-W-1), S[H-1, :] and N[0, :]. Then the GLB port links PI[y] (GLB -> PE (y, 0)) and PO[y]
-(PE (y, 0) -> GLB). A flat per-link array concatenates them in that order.
+W-1), S[H-1, :] and N[0, :]. A flat per-link array concatenates them in that order. The GLB
+distribution network is not part of the mesh: one bus per PE row from a west-edge port; a
+delivery's wire is, per PE row it reaches, 1 + its farthest column there (`mc_wire`).
 
 Interpretive choices where the contract leaves room (each is marked `CHOICE` below):
-  * data bytes `db` are the model's `data_bytes` (tensors, weights and the ops x db term);
+  * data bytes `db` are the model's `data_bytes` (tensors and weights);
   * a segment deeper than the array's units (reason 1) is costed with every layer given
     max(1, n_k) units and unit slots taken modulo U (units overlap); its numbers are finite
     but meaningless;
-  * reason 1 takes precedence over reason 2;
+  * reason 1 takes precedence over reason 2, and 2 over 3;
   * rows_full layers hold each input operand whole in the capacity check (C*Y*X of each
     operand; the contract's h_l*C_in*X_in with h_l = Yin of operand 0 only differs for a
     matmul whose operands have different row counts);
-  * `max_link_bytes` is the largest per-link byte count within one segment, over all
+  * `max_link_bytes` is the largest per-link (mesh) byte count within one segment, over all
     segments (segments use the links at different times, so congestion is per segment);
     `max_link_bytes_total` sums each link over all segments;
-  * preload time = all the segment's weight bytes / dram_bw (re-streamed weights also come
-    from DRAM once); the weights' own NoC/GLB traffic when not re-streamed is costed in bytes
-    and energy but not played in the schedule (the preload stands for it);
+  * preload: the first copy of every weight of the segment reaches the PEs before its first
+    tile, at min(GLB, distribution) bandwidth, and for the first segment of the network at
+    DRAM bandwidth too (later segments' weights come from DRAM while the previous one runs);
+    resident weights are not played in the schedule (the preload stands for them), a
+    re-streamed weight's copies for tiles 1..n-1 are;
   * the segment starts after its preload; GLB inputs (segment input edges and re-streamed
     weights) are double-buffered: issued two tiles (plus the consumer's look-ahead) ahead of the
     consumer's compute, in tile order; compute(l, t) waits for the GLB
     tile of a segment-input edge that holds the producer row it needs (same row rule as
     in-segment edges, with the producer's rows split evenly into n tiles);
+  * a reduction layer's tile is done when its partial sums are reduce-scattered (a mesh
+    transfer after its compute); its outputs leave then;
   * a network input's DRAM read and GLB write happen in the segment of its first consuming
     edge (per tile, on that edge's transfer); a network output's DRAM write on its output
     transfer; the spill is played after all segments, as spill / dram_bw cycles added to the
     total latency (no segment owns it);
-  * router latency x max hops counts the hops of a transfer's PE flows (GLB port flows
-    1 + row hops), not the intra-unit broadcast tree links;
+  * router latency x max hops counts the hops of a transfer's PE flows (distribution-network
+    transfers: 1 + the farthest column), not the intra-unit broadcast tree links;
+  * a segment's latency is at least each of its servers' busy time (GLB, DRAM, distribution
+    network, its busiest mesh link): the schedule plays every transfer but the preloaded
+    weights, so this bound is what makes their traffic count;
   * fill_cycles = segment latency - preload - (n - 1) * steady_cycles.
 """
 from __future__ import annotations
@@ -57,8 +66,8 @@ from pipeorgan_jax.organization import (CURVES, chunk_owner, ORG_CURVE, ORG_INTE
 from pipeorgan_jax.placement import GRAN_ROWS, Placement, segments as seg_ranges
 from pipeorgan_jax.workload import Model
 
-LINK_TYPES = ("E", "W", "S", "N", "XE", "XW", "XS", "XN", "PI", "PO")
-SPATIAL, CHANNEL, HYBRID = 0, 1, 2
+LINK_TYPES = ("E", "W", "S", "N", "XE", "XW", "XS", "XN")
+SPATIAL, CHANNEL, HYBRID, REDUCTION = 0, 1, 2, 3
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -78,14 +87,14 @@ def link_layout(hw: Hardware) -> dict[str, tuple[int, tuple[int, ...]]]:
     H, W = hw.rows, hw.cols
     out, off = {}, 0
     for t in LINK_TYPES:
-        shape = (H,) if t in ("PI", "PO") else (H, W)
+        shape = (H, W)
         out[t] = (off, shape)
         off += int(np.prod(shape))
     return out
 
 
 def n_links(hw: Hardware) -> int:
-    return 8 * hw.rows * hw.cols + 2 * hw.rows
+    return 8 * hw.rows * hw.cols
 
 
 def split_links(hw: Hardware, flat: np.ndarray) -> dict[str, np.ndarray]:
@@ -94,7 +103,7 @@ def split_links(hw: Hardware, flat: np.ndarray) -> dict[str, np.ndarray]:
 
 
 class LinkAcc:
-    """Accumulates PE flows, GLB port flows and broadcast trees on the links, hop by hop.
+    """Accumulates mesh PE flows and broadcast trees on the links, hop by hop.
 
     Per-link bytes are added as ranges on difference arrays (one line per PE row for the
     horizontal links, one per PE column for the vertical ones; express ranges have stride k)
@@ -115,8 +124,6 @@ class LinkAcc:
         self.hx = {+1: np.zeros((self.H, wp)), -1: np.zeros((self.H, wp))}
         self.v = {+1: np.zeros((self.W, hp)), -1: np.zeros((self.W, hp))}
         self.vx = {+1: np.zeros((self.W, hp)), -1: np.zeros((self.W, hp))}
-        self.pin = np.zeros(self.H)
-        self.pout = np.zeros(self.H)
         self.byte_hops = 0.0
         self.tree_bytes = 0.0
         self.max_hops = 0
@@ -181,28 +188,6 @@ class LinkAcc:
         self.byte_hops += float((w * hop).sum())
         self.max_hops = max(self.max_hops, int(hop.max()))
 
-    def port_in(self, y, x, w):
-        """GLB -> PE (y, x): the row-y port link into (y, 0), then along row y."""
-        y, x = np.asarray(y, np.int64).ravel(), np.asarray(x, np.int64).ravel()
-        w = _flat(w, y.size)
-        if y.size == 0:
-            return
-        np.add.at(self.pin, y, w)
-        hh = self._dim(self.h, self.hx, self.W, y, np.zeros_like(x), x, w)
-        self.byte_hops += float((w * (1 + hh)).sum())
-        self.max_hops = max(self.max_hops, int((1 + hh).max()))
-
-    def port_out(self, y, x, w):
-        """PE (y, x) -> GLB: along row y to column 0, then the row-y port link out."""
-        y, x = np.asarray(y, np.int64).ravel(), np.asarray(x, np.int64).ravel()
-        w = _flat(w, y.size)
-        if y.size == 0:
-            return
-        np.add.at(self.pout, y, w)
-        hh = self._dim(self.h, self.hx, self.W, y, x, np.zeros_like(x), w)
-        self.byte_hops += float((w * (1 + hh)).sum())
-        self.max_hops = max(self.max_hops, int((1 + hh).max()))
-
     def tree(self, y0, x0, a, b, w):
         """Broadcast of a piece of w bytes from local PE (a, b) of the unit at PE (y0, x0) to the
         other g-1 PEs of the unit: along row a inside the unit, then along every unit column."""
@@ -241,8 +226,7 @@ class LinkAcc:
         else:
             XE = XW = np.zeros((H, W))
             XS = XN = np.zeros((H, W))
-        out = np.concatenate([a.ravel() for a in (E, Wl, S, N, XE, XW, XS, XN)]
-                             + [self.pin, self.pout])
+        out = np.concatenate([a.ravel() for a in (E, Wl, S, N, XE, XW, XS, XN)])
         # difference arrays integrate to exact zeros up to rounding
         out[np.abs(out) < 1e-9 * max(1.0, float(np.abs(out).max(initial=0)))] = 0.0
         tol = 1e-6 * max(1.0, float(out.max(initial=0)))
@@ -296,7 +280,9 @@ class _Group:
         self.max_hops = 0
         self.glb_tile = 0.0  # GLB bytes per tile
         self.dram_tile = 0.0  # DRAM bytes per tile
-        self.tile_loads = None  # per-link bytes of one tile's transfer
+        self.dist_in_tile = 0.0  # distribution-network bytes per tile, GLB -> PEs
+        self.dist_out_tile = 0.0  # and PEs -> GLB
+        self.tile_loads = None  # per-link (mesh) bytes of one tile's transfer
 
 
 def _local_grid(hw):
@@ -315,21 +301,51 @@ def _unit_to_unit(acc: LinkAcc, hw, src_o, dst_o, F):
     return float(F.sum())
 
 
-def _glb_to_units(acc: LinkAcc, hw, dst_o, F):
-    m = F > 0
-    dst_o, F = dst_o[m], F[m]
-    a, b = _local_grid(hw)
-    g = hw.unit_pes
-    acc.port_in(dst_o[:, 0, None] + a, dst_o[:, 1, None] + b, np.repeat(F / g, g).reshape(-1, g))
-    return float(F.sum())
+def _pe_coords(origins, hw, a=None, b=None):
+    """PE coordinates (ys, xs) of every PE of the given units, or of local PE (a, b) of each."""
+    if a is None:
+        a, b = _local_grid(hw)
+    a, b = np.atleast_1d(a), np.atleast_1d(b)
+    return ((origins[:, 0, None] + a[None, :]).ravel(), (origins[:, 1, None] + b[None, :]).ravel())
 
 
-def _units_to_glb(acc: LinkAcc, hw, src_o, F):
-    m = F > 0
-    src_o, F = src_o[m], F[m]
-    a, b = _local_grid(hw)
-    g = hw.unit_pes
-    acc.port_out(src_o[:, 0, None] + a, src_o[:, 1, None] + b, np.repeat(F / g, g).reshape(-1, g))
+def mc_wire(ys, xs) -> float:
+    """Distribution-network wire, in PE pitches, of one multicast to the PEs (ys, xs): the bus
+    of every PE row it reaches, from the west-edge port (1 pitch) to the farthest PE there."""
+    ys, xs = np.asarray(ys, np.int64).ravel(), np.asarray(xs, np.int64).ravel()
+    if ys.size == 0:
+        return 0.0
+    far = np.full(int(ys.max()) + 1, -1, np.int64)
+    np.maximum.at(far, ys, xs)
+    return float((far[far >= 0] + 1).sum())
+
+
+class _Dist:
+    """GLB <-> PE traffic on the distribution network: wire byte-hops, PE copies, hops."""
+
+    def __init__(self):
+        self.byte_hops = 0.0
+        self.delivered = 0.0
+        self.max_hops = 0
+
+    def unicast(self, ys, xs, w):
+        """Distinct pieces of w bytes each to (or from) PE (ys, xs)."""
+        xs = np.asarray(xs, np.int64).ravel()
+        w = _flat(w, xs.size)
+        if xs.size == 0:
+            return
+        self.byte_hops += float((w * (1 + xs)).sum())
+        self.delivered += float(w.sum())
+        self.max_hops = max(self.max_hops, int(1 + xs.max()))
+
+    def multicast(self, ys, xs, w):
+        """The same w bytes to every PE (ys, xs)."""
+        xs = np.asarray(xs).ravel()
+        if xs.size == 0 or w <= 0:
+            return
+        self.byte_hops += w * mc_wire(ys, xs)
+        self.delivered += w * xs.size
+        self.max_hops = max(self.max_hops, int(1 + xs.max()))
 
 
 def _broadcast(acc: LinkAcc, hw, dst_o, R):
@@ -374,6 +390,8 @@ class _Net:
             self.in_edges[e.dst].append(ei)
             self.consumers.setdefault(e.src, []).append(ei)
         self.net_out = [i not in self.consumers for i in range(L)]
+        self.red_ok = [bool(l.reduction_ok) for l in ls]
+        self.out_elems = [l.out_act_elems for l in ls]
         # a network input's DRAM read and GLB write ride on its first consuming edge
         self.first_use = {t: min(es) for t, es in self.consumers.items() if t < 0}
 
@@ -409,8 +427,13 @@ def _compute_cycles(net: _Net, hw: Hardware, l: int, part: int, n_units: int, r:
         a = _cdiv(Q, P) * K
     elif part == CHANNEL:
         a = _cdiv(K, P) * Q
-    else:
+    elif part == HYBRID:
         a = _cdiv(Q, n_units) * _cdiv(K, g)
+    else:  # reduction: 1/n of the input channels per unit, K over the unit's PEs, then the
+        # unit adds the n-1 partial sums it receives for its 1/n of the positions
+        m = _cdiv(ops, K * Yo * Xo)
+        a = (_cdiv(m, n_units) * Q + (n_units - 1) * _cdiv(Q, n_units)) * _cdiv(K, g)
+        return _cdiv(a, hw.macs_per_pe_per_cycle)
     # ceil(a * m_l / macs) with m_l = ops / (K Yo Xo), in integers
     return _cdiv(a * ops, K * Yo * Xo * hw.macs_per_pe_per_cycle)
 
@@ -433,7 +456,8 @@ def evaluate(model: Model, hw: Hardware, placement: Placement, _keep: Optional[d
     too_deep = any(b - a + 1 > U for a, b in segs)
     no_fit = False
     total_loads = np.zeros(n_links(hw))
-    byte_hops = delivered = 0.0
+    byte_hops = delivered = dist_bh = 0.0
+    bad_red = False
     latency = 0.0
     seg_out, restream_all, n_of = [], np.zeros(L, bool), np.zeros(L, np.int64)
 
@@ -444,13 +468,16 @@ def evaluate(model: Model, hw: Hardware, placement: Placement, _keep: Optional[d
         n_of[first:last + 1] = info["n_tiles"]
         total_loads += info["loads"]
         byte_hops += info["byte_hops"]
+        dist_bh += info["dist_byte_hops"]
         delivered += info["delivered"]
+        bad_red |= info["bad_reduction"]
         latency += info["latency_cycles"]
         if _keep is not None and s == _keep.get("segment"):
             _keep.update(info)
         seg_out.append({k: info[k] for k in (
             "first", "last", "n_tiles", "latency_cycles", "steady_cycles", "fill_cycles",
-            "preload_cycles", "max_link_bytes", "byte_hops", "units", "restream",
+            "preload_cycles", "schedule_cycles", "bound_cycles", "max_link_bytes", "byte_hops",
+            "dist_byte_hops", "units", "restream",
             "compute_cycles")})
 
     # GLB live bytes and spill.
@@ -484,13 +511,13 @@ def evaluate(model: Model, hw: Hardware, placement: Placement, _keep: Optional[d
     ops = float(sum(net.ops))
     energy = {
         "mac": ops * hw.mac_pj,
-        "pe_sram": (ops * db + delivered) * hw.pe_sram_pj_per_byte,
+        "pe_sram": (ops * hw.pe_sram_bytes_per_mac + delivered) * hw.pe_sram_pj_per_byte,
         "noc": byte_hops * hw.noc_pj_per_byte_hop,
         "glb": glb_bytes * hw.glb_pj_per_byte,
         "dram": dram_bytes * hw.dram_pj_per_byte,
     }
     e_tot = float(sum(energy.values()))
-    reason = 1 if too_deep else (2 if no_fit else 0)
+    reason = 1 if too_deep else (2 if no_fit else (3 if bad_red else 0))
     return {
         "latency_cycles": float(latency),
         "latency_s": float(latency) / (hw.clock_ghz * 1e9),
@@ -502,6 +529,7 @@ def evaluate(model: Model, hw: Hardware, placement: Placement, _keep: Optional[d
         "max_link_bytes": float(max(s["max_link_bytes"] for s in seg_out)),
         "max_link_bytes_total": float(total_loads.max(initial=0.0)),
         "byte_hops": float(byte_hops),
+        "dist_byte_hops": float(dist_bh),
         "glb_bytes": glb_bytes,
         "dram_bytes": dram_bytes,
         "delivered_bytes": float(delivered),
@@ -522,8 +550,10 @@ def _segment(net: _Net, hw: Hardware, p: Placement, s: int, first: int, last: in
     origins = _units(hw, shares, org)
     unit_o = {l: origins[l - first] for l in layers}
     nu = {l: len(unit_o[l]) for l in layers}
-    pos_split = {l: part[l] != CHANNEL for l in layers}
-    bcast = {l: part[l] != SPATIAL for l in layers}  # channel or hybrid consumers broadcast
+    pos_split = {l: part[l] != CHANNEL for l in layers}  # output held as position chunks
+    in_pos = {l: part[l] in (SPATIAL, HYBRID) for l in layers}  # input needed by position
+    bcast = {l: part[l] != SPATIAL for l in layers}  # consumers that broadcast inside a unit
+    bad_red = any(part[l] == REDUCTION and not net.red_ok[l] for l in layers)
 
     n = _tiles(net, first, last, int(p.gran[last]))
     r = {l: _cdiv(net.Yo[l], n) for l in layers}
@@ -549,15 +579,20 @@ def _segment(net: _Net, hw: Hardware, p: Placement, s: int, first: int, last: in
             w_pe = Wl
         elif part[l] == CHANNEL:
             w_pe = _cdiv(K, P) * Wl / K
-        else:
+        elif part[l] == HYBRID:
             w_pe = _cdiv(K, g) * Wl / K
+        else:
+            w_pe = _cdiv(K, g) * Wl / K / nu[l]
         lay = net.model.layers[l]
         if net.full[l]:  # CHOICE: the whole of every operand
             I = sum(c * y * x for c, y, x in lay.in_shapes) * db
         else:
             I = sum(h[l] * c * x for c, _, x in lay.in_shapes) * db
         I_pe = I / P if part[l] == SPATIAL else (I if part[l] == CHANNEL else I / nu[l])
-        O_pe = r[l] * K * net.Xo[l] * db / P
+        if part[l] == REDUCTION:  # partial sums of the PE's output channels, every position
+            O_pe = r[l] * net.Xo[l] * _cdiv(K, g) * hw.psum_bytes
+        else:
+            O_pe = r[l] * K * net.Xo[l] * db / P
         skip = 0.0
         for ei in net.in_edges[l]:
             e = net.edges[ei]
@@ -587,23 +622,35 @@ def _segment(net: _Net, hw: Hardware, p: Placement, s: int, first: int, last: in
         gr.tile_loads = gr.loads / n
         groups.append(gr)
 
+    def finish_dist(gr: _Group, dist: _Dist, mult: float = 1.0):
+        """A distribution-network group: no mesh link carries it."""
+        gr.byte_hops = dist.byte_hops * mult
+        gr.delivered = dist.delivered * mult
+        gr.dist_hops = gr.byte_hops
+        gr.max_hops = dist.max_hops
+        gr.loads = np.zeros(n_links(hw))
+        gr.tile_loads = gr.loads
+        groups.append(gr)
+
+    a_loc, b_loc = _local_grid(hw)
     for l in layers:
         for ei in net.in_edges[l]:
             e = net.edges[ei]
             B = float(e.elems * db)
-            acc = LinkAcc(hw)
             dst_o = unit_o[l]
-            if e.src >= first:  # in-segment edge
+            if e.src >= first:  # in-segment edge, over the mesh
+                acc = LinkAcc(hw)
                 pl = e.src
                 src_o = unit_o[pl]
-                if pos_split[pl] and pos_split[l]:
+                if pos_split[pl] and in_pos[l]:
                     i = _chunk_owner(nu[pl], U)
                     j = _chunk_owner(nu[l], U)
                     F = np.zeros((nu[pl], nu[l]))
                     np.add.at(F, (i, j), B / U)
-                elif not pos_split[l]:
+                elif not in_pos[l]:  # channel: all of B to every unit; reduction: 1/n of it
                     f = _chunks(nu[pl], U) / U if pos_split[pl] else np.full(nu[pl], 1.0 / nu[pl])
-                    F = np.repeat((B * f)[:, None], nu[l], 1)
+                    share_j = 1.0 if part[l] == CHANNEL else 1.0 / nu[l]
+                    F = np.repeat((B * f * share_j)[:, None], nu[l], 1)
                 else:
                     cj = _chunks(nu[l], U)
                     F = np.repeat((B * cj / (U * nu[pl]))[None, :], nu[pl], 0)
@@ -611,69 +658,117 @@ def _segment(net: _Net, hw: Hardware, p: Placement, s: int, first: int, last: in
                 recv = _unit_to_unit(acc, hw, src_o[ii.ravel()], dst_o[jj.ravel()], F.ravel())
                 R = F.sum(0)
                 gr = _Group("edge", pl, l, ei)
-            else:  # segment input, from the GLB
-                R = B * _chunks(nu[l], U) / U if pos_split[l] else np.full(nu[l], B)
-                recv = _glb_to_units(acc, hw, dst_o, R)
+                if bcast[l]:
+                    _broadcast(acc, hw, dst_o, R)
+                gr.delivered = recv + acc.tree_bytes
+                finish(gr, acc)
+            else:  # segment input: read from the GLB once, over the distribution network
+                dist = _Dist()
+                if part[l] == SPATIAL:  # unit j's chunks, spread over its PEs
+                    for j, c in enumerate(_chunks(nu[l], U)):
+                        dist.unicast(*_pe_coords(dst_o[j:j + 1], hw), B * c / U / g)
+                elif part[l] == CHANNEL:  # all of B to every PE
+                    dist.multicast(*_pe_coords(dst_o, hw), B)
+                elif part[l] == HYBRID:  # unit j's chunks to every PE of unit j
+                    for j, c in enumerate(_chunks(nu[l], U)):
+                        dist.multicast(*_pe_coords(dst_o[j:j + 1], hw), B * c / U)
+                else:  # reduction: unit j's input-channel slice to every PE of unit j
+                    for j in range(nu[l]):
+                        dist.multicast(*_pe_coords(dst_o[j:j + 1], hw), B / nu[l])
                 gr = _Group("glb_in", e.src, l, ei)
                 gr.glb_tile = B / n
+                gr.dist_in_tile = B / n
                 if e.src < 0 and net.first_use[e.src] == ei:
                     gr.glb_tile += B / n  # the network input's GLB write
                     gr.dram_tile = B / n  # and its DRAM read
-            if bcast[l]:
-                _broadcast(acc, hw, dst_o, R)
-            gr.delivered = recv + acc.tree_bytes
-            finish(gr, acc)
-        # weights
+                finish_dist(gr, dist)
+        # weights, over the distribution network
         Wl = float(net.W[l])
         if Wl > 0:
-            acc = LinkAcc(hw)
-            if part[l] == CHANNEL:
-                R = np.full(nu[l], Wl / nu[l])
-            else:
-                R = np.full(nu[l], Wl)
-            recv = _glb_to_units(acc, hw, unit_o[l], R)
-            if part[l] == SPATIAL:
-                _broadcast(acc, hw, unit_o[l], R)
+            dist = _Dist()
+            if part[l] == SPATIAL:  # every PE holds all of them
+                dist.multicast(*_pe_coords(unit_o[l], hw), Wl)
+            elif part[l] == HYBRID:  # local PE (a, b) of every unit holds the same 1/g
+                for a_, b_ in zip(a_loc, b_loc):
+                    dist.multicast(*_pe_coords(unit_o[l], hw, a_, b_), Wl / g)
+            else:  # channel, reduction: each PE its own slice
+                dist.unicast(*_pe_coords(unit_o[l], hw), Wl / (nu[l] * g))
             gr = _Group("weights", None, l)
             mult = n if rs_of[l] else 1
-            gr.delivered = (recv + acc.tree_bytes) * mult
-            finish(gr, acc, mult)
-            if rs_of[l]:
-                gr.glb_tile = Wl
+            finish_dist(gr, dist, mult)
+            if rs_of[l]:  # copies for tiles 1..n-1 (tile 0's is preloaded)
+                gr.glb_tile = gr.dist_in_tile = Wl
             else:
                 gr.tile_loads = None  # preloaded, not played per tile
-        # outputs to the GLB
+        # partial sums of a reduction layer: reduce-scatter over the mesh
+        if part[l] == REDUCTION and nu[l] > 1:
+            acc = LinkAcc(hw)
+            O = float(net.out_elems[l] * hw.psum_bytes)
+            cj = _chunks(nu[l], U)
+            F = np.repeat((O * cj / U)[None, :], nu[l], 0)
+            np.fill_diagonal(F, 0.0)
+            ii, jj = np.meshgrid(np.arange(nu[l]), np.arange(nu[l]), indexing="ij")
+            gr = _Group("psum", l, None)
+            gr.delivered = _unit_to_unit(acc, hw, unit_o[l][ii.ravel()], unit_o[l][jj.ravel()],
+                                         F.ravel())
+            finish(gr, acc)
+        # outputs to the GLB, gathered over the distribution network
         crossing = any(seg_of[net.edges[ei].dst] > s for ei in net.consumers.get(l, []))
         if crossing or net.net_out[l]:
             B = float(net.out_bytes[l])
-            acc = LinkAcc(hw)
+            dist = _Dist()
             F = B * _chunks(nu[l], U) / U if pos_split[l] else np.full(nu[l], B / nu[l])
-            _units_to_glb(acc, hw, unit_o[l], F)
+            for j in range(nu[l]):
+                dist.unicast(*_pe_coords(unit_o[l][j:j + 1], hw), F[j] / g)
             gr = _Group("out", l, None)
             gr.glb_tile = B / n
+            gr.dist_out_tile = B / n
             if net.net_out[l]:
                 gr.dram_tile = B / n
-            finish(gr, acc)
+            finish_dist(gr, dist)
+            gr.delivered = 0.0  # written to the GLB, not into a PE
 
     for gr in groups:
         seg_loads += gr.loads
     seg_bh = float(sum(gr.byte_hops for gr in groups))
-    assert abs(seg_loads.sum() - seg_bh) <= 1e-6 * max(1.0, seg_bh)
+    dist_bh = float(sum(getattr(gr, "dist_hops", 0.0) for gr in groups))
+    assert abs(seg_loads.sum() - (seg_bh - dist_bh)) <= 1e-6 * max(1.0, seg_bh)
     delivered = float(sum(gr.delivered for gr in groups))
 
     cyc = {l: _compute_cycles(net, hw, l, part[l], nu[l], r[l]) for l in layers}
-    preload = float(sum(net.W[l] for l in layers)) / hw.dram_bytes_per_cycle
+    # Weights come from DRAM into the GLB while the previous segment runs (the first segment
+    # has none to hide behind) and reach the PEs before the first tile.
+    W_s = float(sum(net.W[l] for l in layers))
+    preload = W_s / min(hw.glb_bytes_per_cycle, hw.distribution_bytes_per_cycle)
+    if first == 0:
+        preload = max(preload, W_s / hw.dram_bytes_per_cycle)
     des = _play(net, hw, layers, groups, n, r, cyc, preload)
+    # No segment beats the rate at which its servers move its bytes (DESIGN.md section 6).
+    cross_in = [ei for l in layers for ei in net.in_edges[l] if net.edges[ei].src < first]
+    B_in = float(sum(net.edges[ei].elems * db for ei in cross_in))
+    net_in = float(sum(net.in_bytes_net[-1 - net.edges[ei].src] for ei in cross_in
+                       if net.edges[ei].src < 0 and net.first_use[net.edges[ei].src] == ei))
+    W_reads = float(sum(net.W[l] * (n if rs_of[l] else 1) for l in layers))
+    B_out = float(sum(gr.glb_tile * n for gr in groups if gr.kind == "out"))
+    net_out = float(sum(net.out_bytes[l] for l in layers if net.net_out[l]))
+    bounds = {
+        "glb": (B_in + B_out + W_s + W_reads + net_in) / hw.glb_bytes_per_cycle,
+        "dram": (W_s + net_in + net_out) / hw.dram_bytes_per_cycle,
+        "distribution": max(B_in + W_reads, B_out) / hw.distribution_bytes_per_cycle,
+        "link": float(seg_loads.max(initial=0.0)) / hw.link_bytes_per_cycle,
+    }
+    lat = max(des["latency"], max(bounds.values()))
     steady = 0.0
     if n > 1:
         ends = des["ends"][last]
         steady = (ends[-1] - ends[0]) / (n - 1)
-    lat = des["latency"]
     return {
         "first": first, "last": last, "n_tiles": n, "latency_cycles": lat,
+        "schedule_cycles": des["latency"], "bound_cycles": bounds,
         "steady_cycles": steady, "fill_cycles": lat - preload - (n - 1) * steady,
         "preload_cycles": preload, "max_link_bytes": float(seg_loads.max(initial=0.0)),
-        "byte_hops": seg_bh, "delivered": delivered, "loads": seg_loads, "no_fit": no_fit,
+        "byte_hops": seg_bh, "dist_byte_hops": dist_bh, "delivered": delivered,
+        "loads": seg_loads, "no_fit": no_fit, "bad_reduction": bad_red,
         "restream": restream, "units": [int(nu[l]) for l in layers],
         "compute_cycles": [int(cyc[l]) for l in layers], "groups": groups,
         "compute_ends": des["ends"], "unit_origins": unit_o,
@@ -683,7 +778,7 @@ def _segment(net: _Net, hw: Hardware, p: Placement, s: int, first: int, last: in
 def _play(net: _Net, hw: Hardware, layers, groups, n, r, cyc, t0) -> dict:
     """Discrete-event schedule of one segment's tiles; time 0 = segment start, t0 = preload."""
     link_free = np.zeros(n_links(hw))
-    srv = {"glb": 0.0, "dram": 0.0}
+    srv = {"glb": 0.0, "dram": 0.0, "dist_in": 0.0, "dist_out": 0.0}
     bw = hw.link_bytes_per_cycle
     played = [gi for gi, gr in enumerate(groups) if gr.tile_loads is not None]
     idx = {}
@@ -695,6 +790,7 @@ def _play(net: _Net, hw: Hardware, layers, groups, n, r, cyc, t0) -> dict:
     # dependencies of compute(l, t): (group, function t -> needed tile of that group)
     deps = {l: [] for l in layers}
     outs = {l: [] for l in layers}
+    psum = {}  # layer -> its partial-sum group: its tiles' outputs exist once it completes
     for gi in played:
         gr = groups[gi]
         if gr.kind == "edge":
@@ -706,10 +802,15 @@ def _play(net: _Net, hw: Hardware, layers, groups, n, r, cyc, t0) -> dict:
             deps[gr.dst].append((gi, lambda t, l=gr.dst, rs=rs: _needed_tile(net, l, t, n, r[l], rs)))
         elif gr.kind == "weights":  # re-streamed: tile t's copy before compute(l, t)
             deps[gr.dst].append((gi, lambda t: t))
+        elif gr.kind == "psum":
+            psum[gr.src] = gi
         else:
             outs[gr.src].append(gi)
     done = {gi: np.zeros(n, bool) for gi in played}
     prefix = {gi: 0 for gi in played}  # tiles 0..prefix-1 of the group have arrived
+    for gi in played:  # a re-streamed weight's tile-0 copy arrived with the preload
+        if groups[gi].kind == "weights":
+            done[gi][0], prefix[gi] = True, 1
     next_tile = {l: 0 for l in layers}
     busy = {l: False for l in layers}
     ends = {l: np.zeros(n) for l in layers}
@@ -731,7 +832,7 @@ def _play(net: _Net, hw: Hardware, layers, groups, n, r, cyc, t0) -> dict:
             need0 = next(need for g2, need in deps[gr.dst] if g2 == gi)(0)
             ahead = 2 + max(0, int(need0))
             prefetch[gr.dst].append((gi, ahead))
-            for t in range(min(n, ahead)):
+            for t in range(prefix[gi], min(n, ahead)):
                 push(t0, READY, t, gi, "ready", (gi, t))
 
     def try_start(l, now):
@@ -761,7 +862,9 @@ def _play(net: _Net, hw: Hardware, layers, groups, n, r, cyc, t0) -> dict:
                 link_free[ix] = f
                 fin = max(fin, float(f.max()))
             for name, b, rate in (("glb", gr.glb_tile, hw.glb_bytes_per_cycle),
-                                  ("dram", gr.dram_tile, hw.dram_bytes_per_cycle)):
+                                  ("dram", gr.dram_tile, hw.dram_bytes_per_cycle),
+                                  ("dist_in", gr.dist_in_tile, hw.distribution_bytes_per_cycle),
+                                  ("dist_out", gr.dist_out_tile, hw.distribution_bytes_per_cycle)):
                 if b > 0:
                     st = max(srv[name], now)
                     srv[name] = st + b / rate
@@ -773,6 +876,9 @@ def _play(net: _Net, hw: Hardware, layers, groups, n, r, cyc, t0) -> dict:
             done[gi][t] = True
             while prefix[gi] < n and done[gi][prefix[gi]]:
                 prefix[gi] += 1
+            if groups[gi].kind == "psum":
+                for go in outs[groups[gi].src]:
+                    push(now, READY, t, go, "ready", (go, t))
             if groups[gi].dst is not None:
                 try_start(groups[gi].dst, now)
         else:  # compute done
@@ -780,7 +886,7 @@ def _play(net: _Net, hw: Hardware, layers, groups, n, r, cyc, t0) -> dict:
             ends[l][t] = now
             busy[l] = False
             next_tile[l] += 1
-            for gi in outs[l]:
+            for gi in ([psum[l]] if l in psum else outs[l]):
                 push(now, READY, t, gi, "ready", (gi, t))
             for gi, ahead in prefetch[l]:
                 if t + ahead < n:

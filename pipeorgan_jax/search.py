@@ -27,7 +27,7 @@ class Space:
     max_depth: int = 8
     orgs: tuple[int, ...] = (0, 1, 2, 3)
     grans: tuple[int, ...] = tuple(range(len(GRAN_ROWS)))
-    parts: tuple[int, ...] = (0, 1, 2)
+    parts: tuple[int, ...] = (0, 1, 2, 3)
     shares: Optional[tuple[int, ...]] = None  # None: 1..MAX_SHARE
 
     def contains(self, p: Placement) -> bool:
@@ -61,11 +61,16 @@ COARSE_GRANS = (4, 5, 6)  # 16 rows, 32 rows, whole tensor
 
 
 def baseline_spaces(max_depth: int) -> dict[str, Space]:
-    """Nested spaces: layer_by_layer within chunked within flexible."""
+    """Nested spaces: layer_by_layer within chunked within flexible, all with the same
+    intra-layer space (every tile size, partition and share; DESIGN.md section 7): chunked
+    differs from flexible only in spatial organization (blocked), layer_by_layer from chunked
+    only in pipelining (depth 1). `chunked_coarse` is the prior-work-like extra column
+    (blocked chunks, coarse tiles, no reduction split), never the headline."""
     return {
-        "layer_by_layer": Space("layer_by_layer", 1, (0,), COARSE_GRANS),
-        "chunked": Space("chunked", max_depth, (0,), COARSE_GRANS),
+        "layer_by_layer": Space("layer_by_layer", 1, (0,)),
+        "chunked": Space("chunked", max_depth, (0,)),
         "flexible": Space("flexible", max_depth),
+        "chunked_coarse": Space("chunked_coarse", max_depth, (0,), COARSE_GRANS, (0, 1, 2)),
     }
 
 
@@ -91,6 +96,7 @@ class Problem:
         self.scorer, self.objective, self.space = scorer, objective, space
         self.rng = np.random.default_rng(seed)
         self.n_layers = len(scorer.model.layers)
+        self.red_ok = np.asarray([l.reduction_ok for l in scorer.model.layers])
         self.n_units = scorer.hw.n_units
         self.scored = 0
         self.t0 = time.perf_counter()
@@ -119,7 +125,7 @@ class Problem:
     def sample(self, batch: int) -> Placement:
         s = self.space
         return sample(self.rng, self.n_layers, batch, min(s.max_depth, self.n_units),
-                      s.orgs, s.grans, s.parts, shares=s.shares)
+                      s.orgs, s.grans, s.parts, shares=s.shares, red_ok=self.red_ok)
 
     def result(self, strategy: str) -> SearchResult:
         cost = {k: (float(v) if np.ndim(v) == 0 else np.asarray(v)) for k, v in self.best_cost.items()}

@@ -85,6 +85,16 @@ class Layer:
         return self.macs if self.macs > 0 else max(self.in_act_elems, self.out_act_elems)
 
     @property
+    def reduction_ok(self) -> bool:
+        """The reduction (input-channel) partition applies: fc, matmul and 1x1 convolutions
+        without groups, whose outputs each sum over input channels only."""
+        if self.op in ("fc", "matmul"):
+            return True
+        p = self.params
+        return self.op == "conv" and p.get("R", 1) == 1 and p.get("S", 1) == 1 \
+            and p.get("groups", 1) == 1
+
+    @property
     def aw_ratio(self) -> float:
         if self.weight_elems == 0:
             return math.inf

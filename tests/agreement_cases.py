@@ -40,7 +40,8 @@ def hardware(name, topology):
 
 def placements(model, hw, n=PER_CASE, key=""):
     rng = np.random.default_rng(zlib.crc32(f"{model.name}/{hw.name}/{hw.topology}/{key}".encode()))
-    return sample(rng, len(model.layers), n, max_depth=min(6, hw.n_units))
+    return sample(rng, len(model.layers), n, max_depth=min(6, hw.n_units),
+                  red_ok=np.asarray([l.reduction_ok for l in model.layers]))
 
 
 def pairs():

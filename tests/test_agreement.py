@@ -48,17 +48,20 @@ def test_exact_quantities(pairs):
 
 def test_latency_within_tolerance(pairs):
     err = np.array([abs(b["latency_cycles"] / r["latency_cycles"] - 1) for _, b, r in pairs])
-    assert np.median(err) <= 0.02
-    assert np.percentile(err, 90) <= 0.06
+    assert np.median(err) <= 0.01
+    assert np.percentile(err, 90) <= 0.04
     worst = int(np.argmax(err))
-    assert err[worst] <= 0.30, pairs[worst][0]
+    assert err[worst] <= 0.15, pairs[worst][0]
 
 
 def test_max_link_within_tolerance(pairs):
-    ratio = np.array([b["max_link_bytes"] / r["max_link_bytes"] for _, b, r in pairs])
+    # a placement whose segments forward nothing over the mesh has no loaded link in either
+    assert all((b["max_link_bytes"] == 0) == (r["max_link_bytes"] == 0) for _, b, r in pairs)
+    ratio = np.array([b["max_link_bytes"] / r["max_link_bytes"] for _, b, r in pairs
+                      if r["max_link_bytes"] > 0])
     err = np.abs(ratio - 1)
-    assert np.median(err) <= 0.01
-    assert np.percentile(err, 90) <= 0.25
+    assert np.median(err) <= 0.12
+    assert np.percentile(err, 90) <= 0.40
     assert ratio.max() <= 2.0 and ratio.min() >= 0.5
 
 

@@ -87,25 +87,16 @@ def test_express_route(small):
     assert nonzero(links(hw, acc)) == want
 
 
-def test_glb_port_flows(small):
-    # GLB -> PE (3, 5): the row-3 port link, then along row 3 from column 0.
-    for t, row in (("mesh", {("E", 3, x): 2.0 for x in range(5)}),
-                   ("torus", {("W", 3, 0): 2.0, ("W", 3, 7): 2.0, ("W", 3, 6): 2.0}),
-                   ("express", {("XE", 3, 0): 2.0, ("XE", 3, 2): 2.0, ("E", 3, 4): 2.0})):
-        hw = topo(small, t)
-        acc = ref.LinkAcc(hw)
-        acc.port_in([3], [5], 2.0)
-        want = dict(row)
-        want[("PI", 3)] = 2.0
-        assert nonzero(links(hw, acc)) == want, t
-        assert acc.max_hops == 1 + len(row)
-        assert acc.byte_hops == 2.0 * (1 + len(row))
-    # PE (2, 3) -> GLB on a mesh: west along row 2, then the port link out
-    hw = topo(small, "mesh")
-    acc = ref.LinkAcc(hw)
-    acc.port_out([2], [3], 1.0)
-    assert nonzero(links(hw, acc)) == {("W", 2, 3): 1.0, ("W", 2, 2): 1.0, ("W", 2, 1): 1.0,
-                                       ("PO", 2): 1.0}
+def test_distribution_multicast_wire(small):
+    """One bus per PE row from the west edge: a multicast costs, per row it reaches, 1 + the
+    farthest column; a unicast 1 + its column; byte-hops and PE copies counted per PE."""
+    assert ref.mc_wire([3], [5]) == 6.0
+    assert ref.mc_wire([3, 3, 4], [5, 2, 0]) == 6.0 + 1.0
+    d = ref._Dist()
+    d.multicast(np.array([0, 0, 1, 1]), np.array([2, 3, 2, 3]), 2.0)  # a 2x2 unit at (0, 2)
+    assert d.byte_hops == 2.0 * (4 + 4) and d.delivered == 8.0 and d.max_hops == 4
+    d.unicast(np.array([7]), np.array([7]), 1.0)
+    assert d.byte_hops == 16.0 + 8.0 and d.delivered == 9.0 and d.max_hops == 8
 
 
 def test_broadcast_tree(small):
@@ -125,8 +116,6 @@ def test_random_flows_byte_hops_equal_link_sum(small, t):
     acc = ref.LinkAcc(hw)
     n = 500
     acc.pe_flows(*(rng.integers(0, 8, n) for _ in range(4)), rng.random(n))
-    acc.port_in(rng.integers(0, 8, n), rng.integers(0, 8, n), rng.random(n))
-    acc.port_out(rng.integers(0, 8, n), rng.integers(0, 8, n), rng.random(n))
     acc.tree(rng.integers(0, 4, n) * 2, rng.integers(0, 4, n) * 2, rng.integers(0, 2, n),
              rng.integers(0, 2, n), rng.random(n))
     assert acc.loads().sum() == pytest.approx(acc.byte_hops, rel=1e-12)
@@ -143,10 +132,11 @@ def test_placement_byte_hops_equal_link_sum(small, t):
     tot = np.zeros(ref.n_links(hw))
     for s, seg in enumerate(r["segments"]):
         ld = ref.link_loads(m, hw, p, s)
-        assert ld.sum() == pytest.approx(seg["byte_hops"], rel=1e-9)
+        # mesh links carry all but the distribution network's wire
+        assert ld.sum() == pytest.approx(seg["byte_hops"] - seg["dist_byte_hops"], rel=1e-9)
         assert ld.max() == pytest.approx(seg["max_link_bytes"], rel=1e-12)
         tot += ld
-    assert tot.sum() == pytest.approx(r["byte_hops"], rel=1e-9)
+    assert tot.sum() == pytest.approx(r["byte_hops"] - r["dist_byte_hops"], rel=1e-9)
     assert tot.max() == pytest.approx(r["max_link_bytes_total"], rel=1e-12)
     assert r["max_link_bytes"] == max(seg["max_link_bytes"] for seg in r["segments"])
 
@@ -199,13 +189,14 @@ def test_one_layer_fc_by_hand(small):
     """One row-wise fc layer (x: [16, 4, 1] -> [8, 4, 1], 512 MACs, 128 weight bytes), one
     segment, spatial, 1-row tiles: n = 4 tiles, 16 units = 64 PEs.
 
-    compute per tile: ceil(1*1/64) * K=8 * m=512/32=16 = 128 cycles. preload 128/16 = 8.
-    input tile t (a network input, first use): GLB 16 read + 16 write = 32 B -> 1 cycle,
-      DRAM 16 B -> 1 cycle, port link 2 B -> 0.5 cycle, 8 hops -> +8.
-      tile completions: 8+1+8 = 17, 18, 19, 20.
-    compute ends: 17+128 = 145, 273, 401, 529.
-    output tile 3 (network output): GLB 8 B -> 0.25, DRAM 8 B -> 0.5, port 1 B -> 0.25,
-      8 hops -> 529 + 0.5 + 8 = 537.5.
+    compute per tile: ceil(1*1/64) * K=8 * m=512/32=16 = 128 cycles. preload: the network's
+      first segment, 128 weight bytes at DRAM 16 B/cycle = 8.
+    input tile t (a network input, first use), double-buffered 2 ahead: GLB 16 read + 16
+      write = 32 B -> 1 cycle, DRAM 16 B -> 1, distribution 16 B -> 0.5, then 8 pitches to
+      column 7 -> tiles 0, 1 arrive at 8+1+8 = 17, 18.
+    compute ends: 17+128 = 145, 273, 401, 529 (tiles 2, 3 are issued at 145, 273).
+    output tile 3 (network output): GLB 8 B -> 0.25, DRAM 8 B -> 0.5, distribution 0.25,
+      8 pitches -> 529 + 0.5 + 8 = 537.5, above every bound (GLB 416/32 = 13, DRAM 224/16).
     """
     hw = topo(small, "mesh")
     m = _fc_model(1)
@@ -219,19 +210,18 @@ def test_one_layer_fc_by_hand(small):
     assert seg["steady_cycles"] == pytest.approx(128.0)
     assert seg["fill_cycles"] == pytest.approx(537.5 - 8 - 3 * 128)
     assert r["feasible"] and r["reason"] == 0
-    # bytes: input 1 B per PE at 1 + x hops (8 rows x 36); weights 32 B per PE at 1 + x hops
-    # (16 units: 64 * 36 * 4) plus the broadcast (128 B x 3 links x 16 units); output 0.5 B
-    # per PE at 1 + x hops.
-    assert r["byte_hops"] == pytest.approx(288 + 9216 + 6144 + 144)
+    # distribution wire: input 1 B per PE at 1 + x (8 rows x 36); weights multicast once to
+    # all 64 PEs: 8 row buses x 8 pitches x 128 B; output 0.5 B per PE at 1 + x
+    assert r["byte_hops"] == pytest.approx(288 + 8192 + 144)
+    assert r["dist_byte_hops"] == pytest.approx(288 + 8192 + 144)
     assert r["delivered_bytes"] == pytest.approx(64 + 128 * 64)
     assert r["glb_bytes"] == pytest.approx((32 + 64 + 128) + (64 + 128))
     assert r["dram_bytes"] == pytest.approx(128 + 64 + 32)
-    # busiest link: a port link in, 8 B of input + 8 PEs x 32 B of weights
-    assert r["max_link_bytes"] == pytest.approx(264.0)
+    assert r["max_link_bytes"] == 0.0  # nothing crosses the mesh
     e = r["energy"]
     assert e["mac"] == pytest.approx(512 * hw.mac_pj)
-    assert e["pe_sram"] == pytest.approx((512 + 64 + 8192) * hw.pe_sram_pj_per_byte)
-    assert e["noc"] == pytest.approx(15792 * hw.noc_pj_per_byte_hop)
+    assert e["pe_sram"] == pytest.approx((2 * 512 + 64 + 8192) * hw.pe_sram_pj_per_byte)
+    assert e["noc"] == pytest.approx(8624 * hw.noc_pj_per_byte_hop)
     assert r["energy_pj"] == pytest.approx(sum(e.values()))
     assert r["edp"] == pytest.approx(r["energy_pj"] * 537.5)
 
@@ -282,8 +272,9 @@ def test_infeasible_placements_are_finite(small):
                                    "K": 16}]})
     r = ref.evaluate(big, small, layer_by_layer(1, part=np.array([1])))
     assert not r["feasible"] and r["reason"] == 2
-    for k in ("latency_cycles", "energy_pj", "edp", "max_link_bytes", "byte_hops"):
+    for k in ("latency_cycles", "energy_pj", "edp", "byte_hops"):
         assert math.isfinite(r[k]) and r[k] > 0
+    assert r["max_link_bytes"] == 0.0  # one layer: nothing crosses the mesh
 
 
 def test_restreamed_weights_cost_n_times(small):

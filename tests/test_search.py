@@ -99,3 +99,27 @@ def test_baseline_spaces_nest(scorer, objective):
 def test_unknown_strategy(scorer):
     with pytest.raises(ValueError, match="unknown search strategy"):
         strategies.run("nope", Problem(scorer), cfg())
+
+
+@pytest.mark.parametrize("objective", ["latency", "energy"])
+def test_one_layer_network_shows_no_speedup(objective):
+    """Nothing to pipeline: layer-by-layer, chunked and flexible get the same intra-layer
+    space (DESIGN.md section 7), so the same optimum, 1.00x."""
+    m = build_model({"name": "one", "inputs": [{"name": "x", "shape": [8, 16, 16]}], "layers": [
+        {"name": "c", "op": "conv", "inputs": ["x"], "C": 8, "K": 16, "Y": 16, "X": 16, "R": 1,
+         "S": 1}]})
+    sc = Scorer(m, load_hardware("small"), max_depth=8)
+    spaces = baseline_spaces(6)
+    best = {k: dp(Problem(sc, objective, spaces[k])).history[-1][2]
+            for k in ("layer_by_layer", "chunked", "flexible")}
+    assert best["layer_by_layer"] == best["chunked"] == best["flexible"]
+    # the prior-work-like coarse space is a subset: never better
+    assert dp(Problem(sc, objective, spaces["chunked_coarse"])).history[-1][2] >= best["flexible"]
+
+
+def test_baselines_share_the_intra_layer_space():
+    spaces = baseline_spaces(6)
+    inner = {k: (sp.grans, sp.parts, sp.shares) for k, sp in spaces.items()}
+    assert inner["layer_by_layer"] == inner["chunked"] == inner["flexible"]
+    assert spaces["chunked"].orgs == (0,) and spaces["layer_by_layer"].max_depth == 1
+    assert spaces["chunked"].max_depth == spaces["flexible"].max_depth
