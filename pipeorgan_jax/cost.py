@@ -431,7 +431,10 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
         jnp.maximum(ma.t_end_idx, 0)], 0.0).sum(1)  # crossing bytes last consumed at l
     alive_at = (in_bytes_total + jnp.concatenate([jnp.zeros(1), jnp.cumsum(tb_layer)[:-1]])
                 - jnp.concatenate([jnp.zeros(1), jnp.cumsum(ended)[:-1]]))  # t_prod < l <= t_last
-    live = alive_at[f_l] + seg_sum(tb_layer) + seg_sum(jnp.where(restream, W, 0.0))
+    # plus the next segment's weights, fetched from DRAM into the GLB during this one
+    W_s = seg_sum(W)
+    W_next = jnp.where(z_l + 1 < L, W_s[jnp.minimum(z_l + 1, L - 1)], 0.0)
+    live = alive_at[f_l] + seg_sum(tb_layer) + seg_sum(jnp.where(restream, W, 0.0)) + W_next
     spill = 2.0 * jnp.maximum(live.max() - ha.glb, 0.0)
     net_out_bytes = jnp.where(ma.net_out, ma.out_bytes, 0.0)
     dram_bytes = W.sum() + net_in_bytes.sum() + net_out_bytes.sum() + spill
@@ -483,7 +486,7 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
                     jnp.where(part == CHANNEL, jnp.ceil(Kf / P_f) * Q * ma.m,
                               jnp.where(part == HYBRID, jnp.ceil(Q / n_f) * kg * ma.m,
                                         (jnp.ceil(m_red / n_f) * Q + (n_f - 1) * jnp.ceil(Q / n_f)) * kg)))
-    cyc = jnp.ceil(cyc / ha.macs_per_cycle - 1e-3)
+    cyc = jnp.ceil(cyc / ha.macs_per_cycle)
     glb_fed = by_dst(cross_in.astype(F32)) > 0  # reads a segment input from the GLB
     first_use = jnp.clip(ma.t_first, 0, L - 1)
     net_in_first = jnp.zeros(L, F32).at[first_use].add(net_in_bytes)
@@ -538,7 +541,6 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
                        seg_max(Fill) + (n_tiles - 1) * sigma)
     # Weights: fetched from DRAM into the GLB while the previous segment runs (the first
     # segment has none to hide behind), then delivered to the PEs before the first tile.
-    W_s = seg_sum(W)
     is_first = idx == f_l
     preload = W_s / jnp.minimum(ha.glb_bw, ha.dist_bw)
     preload = jnp.where(f_l == 0, jnp.maximum(preload, W_s / ha.dram_bw), preload)

@@ -492,6 +492,8 @@ def evaluate(model: Model, hw: Hardware, placement: Placement, _keep: Optional[d
     for l in range(L):
         if restream_all[l]:
             live[seg_of[l]] += net.W[l]
+        if seg_of[l] > 0:  # fetched from DRAM into the GLB while the previous segment runs
+            live[seg_of[l] - 1] += net.W[l]
     spill = 2.0 * max(0.0, float(live.max()) - hw.glb_bytes)
 
     # Traffic.
