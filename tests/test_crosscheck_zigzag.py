@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("crosscheck_zigzag", ROOT / "benchmarks" / "crosscheck_zigzag.py")
+    path = ROOT / "benchmarks" / "crosscheck_zigzag.py"
+    spec = importlib.util.spec_from_file_location("crosscheck_zigzag", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
