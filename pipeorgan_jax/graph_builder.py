@@ -183,10 +183,12 @@ class Builder:
 
     def emit(self, spec: dict, out_chw: tuple, note: str = "") -> str:
         """Add a layer (spec without validation; `build_model` validates the whole document)."""
-        spec = dict(spec)
+        # numpy integers (from jaxpr params, ONNX arrays) become ints, which YAML can write
+        spec = {k: int(v) if hasattr(v, "__index__") and not isinstance(v, bool) else v
+                for k, v in spec.items()}
         spec["name"] = self.fresh(spec["name"])
         self.layers.append(spec)
-        self.out_chw[spec["name"]] = tuple(out_chw)
+        self.out_chw[spec["name"]] = tuple(int(d) for d in out_chw)
         if note:
             self.notes[spec["name"]] = note
         return spec["name"]

@@ -1,4 +1,4 @@
-"""ONNX import: a `.onnx` model file as a workload (docs/onnx_import.md).
+"""ONNX import: a `.onnx` model file as a workload (docs/model_import.md).
 
 `load_onnx(path)` reads the model, runs ONNX shape inference (every tensor then has a static
 shape) and maps each node with `graph_builder.Builder`:

@@ -1,4 +1,4 @@
-"""Flax / JAX models traced into workloads (docs/onnx_import.md, "Flax and JAX").
+"""Flax / JAX models traced into workloads (docs/model_import.md).
 
 `trace(module_or_fn, *example_inputs)` runs `jax.make_jaxpr` on a Flax module's `apply` (its
 variables from `init`, or the ones given) or on any JAX function of the inputs, and maps the
@@ -31,8 +31,7 @@ ELEMENTWISE = {"add", "add_any", "sub", "mul", "div", "max", "min", "pow", "inte
                "exp2", "log", "log1p", "expm1", "tanh", "logistic", "neg", "abs", "sqrt",
                "rsqrt", "cbrt", "erf", "erfc", "erf_inv", "sign", "select_n", "clamp", "square",
                "sin", "cos", "tan", "atan2", "floor", "ceil", "round", "rem", "is_finite", "ge",
-               "gt", "lt", "le", "eq", "ne", "and", "or", "not", "xor", "nextafter",
-               "random_bits", "random_wrap", "random_unwrap", "random_seed"}
+               "gt", "lt", "le", "eq", "ne", "and", "or", "not", "xor", "nextafter"}
 REDUCES = {"reduce_sum": "avg", "reduce_max": "max", "reduce_min": "max", "reduce_prod": "avg",
            "argmax": "max", "argmin": "max", "reduce_and": "max", "reduce_or": "max"}
 WINDOWS = {"reduce_window_max": "max", "reduce_window_sum": "avg", "reduce_window_min": "max"}
@@ -56,8 +55,9 @@ def trace(fn_or_module, *example_inputs, name: str | None = None, variables=None
 
 
 def _name_of(fn) -> str:
-    return getattr(fn, "name", None) or type(fn).__name__ if _is_module(fn) else \
-        getattr(fn, "__name__", "traced")
+    if _is_module(fn):
+        return fn.name or type(fn).__name__
+    return getattr(fn, "__name__", "traced")
 
 
 def _is_module(obj) -> bool:
@@ -71,32 +71,42 @@ def _is_module(obj) -> bool:
 def trace_doc(fn_or_module, *example_inputs, name: str | None = None, variables=None,
               **apply_kwargs) -> dict:
     import jax
+    import jax.numpy as jnp
     name = name or _name_of(fn_or_module)
     where = f"<trace {name}>"
     if not example_inputs:
         raise WorkloadError(f"{where}: no example input; call trace(model, x) with x of batch 1")
+    # Traced on shapes only (jax.eval_shape, ShapeDtypeStruct variables): no weights are
+    # materialized and nothing is computed, so a large model traces in seconds.
+    inputs = [jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)) for x in example_inputs]
     if _is_module(fn_or_module):
         module = fn_or_module
         if variables is None:
-            variables = module.init(jax.random.PRNGKey(0), *example_inputs, **apply_kwargs)
+            variables = jax.eval_shape(
+                lambda *xs: module.init(jax.random.PRNGKey(0), *xs, **apply_kwargs), *inputs)
 
-        def fn(*xs):
-            return module.apply(variables, *xs, **apply_kwargs)
+        def fn(v, *xs):
+            return module.apply(v, *xs, **apply_kwargs)
+        weights = variables
     else:
-        fn = fn_or_module
-    closed = jax.make_jaxpr(fn)(*example_inputs)
+        def fn(_, *xs):
+            return fn_or_module(*xs)
+        weights = ()
+    n_weights = len(jax.tree_util.tree_leaves(weights))
+    closed = jax.make_jaxpr(fn)(weights, *inputs)
     b = Builder(where, canonical_layout)
     env = {}
-    for k, var in enumerate(closed.jaxpr.invars):
+    for var in list(closed.jaxpr.constvars) + list(closed.jaxpr.invars[:n_weights]):
+        env[var] = Value(None, tuple(var.aval.shape))
+    act = closed.jaxpr.invars[n_weights:]
+    for k, var in enumerate(act):
         shape = tuple(var.aval.shape)
         b.node = (f"input{k}", "input")
         if len(shape) >= 2 and shape[0] != 1:
             raise b.error(f"batch size {shape[0]} (shape {list(shape)})",
                           "trace with batch size 1 (e.g. x[:1]): the cost model maps one "
                           "inference")
-        env[var] = b.add_input("input" if len(closed.jaxpr.invars) == 1 else f"input{k}", shape)
-    for var in closed.jaxpr.constvars:
-        env[var] = Value(None, tuple(var.aval.shape))
+        env[var] = b.add_input("input" if len(act) == 1 else f"input{k}", shape)
     _Walker(b, _is_module(fn_or_module)).walk(closed.jaxpr, env, "")
     return b.doc(name, {"format": "jax_trace", "function": name})
 
@@ -121,8 +131,11 @@ class _Walker:
             parts = ["einsum" if "->" in p else p for p in parts]
             # drop the top module's own name: `Net/Block_0/Conv_1` -> `Block_0/Conv_1`
             where = "/".join(parts[1:] if self.drop_root else parts)
-            self.b.node = (where or f"eqn{self.count}", prim)
+            self.b.node = ("/".join(parts) or f"equation {self.count}", prim)
             ins = [self.read(env, v) for v in eqn.invars]
+            if prim in CONTROL_FLOW and any(v.src is not None for v in ins):
+                raise self.b.error("control flow is not mapped", "unroll the loop (e.g. "
+                                   "nn.scan -> a Python for loop) before tracing")
             sub = next((eqn.params[k] for k in SUB_JAXPR_PARAMS if k in eqn.params), None)
             if sub is not None:
                 inner = getattr(sub, "jaxpr", sub)
@@ -182,9 +195,6 @@ class _Walker:
             return [self.concat(ins, outs[0], p["dimension"], named("concat"))]
         if prim in ("slice", "split"):
             return self.slices(eqn, prim, ins[0], outs, named("slice"))
-        if prim in CONTROL_FLOW:
-            raise b.error("control flow is not mapped",
-                          "unroll the loop (e.g. nn.scan -> a Python for loop) before tracing")
         raise b.error(f"primitive '{prim}' is not mapped to the workload format",
                       "express it with convolutions, dot products, pooling, element-wise ops, "
                       "concatenates and reshapes")
