@@ -164,9 +164,10 @@ class Builder:
                     inp["shape"] = list(have)
         if v.elems != math.prod(have) or (v.derived and want is None):
             raise self.error(
-                f"operand of shape {list(v.shape)} is not the data of '{v.src}' "
-                f"({list(have)}) but a broadcast or reduction of it",
-                "only element-wise ops may combine such tensors with their source")
+                f"reads a tensor of shape {list(v.shape)} that is not the output of "
+                f"'{v.src}' ({list(have)}) but a broadcast, reduction or size-changing "
+                "passthrough of it", "such tensors map only as operands of element-wise ops; "
+                "replace the op in between with one the importer maps")
         if want is None or tuple(want) == tuple(have):
             return v.src
         want = tuple(want)

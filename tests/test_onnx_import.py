@@ -274,3 +274,28 @@ def test_cli_error_is_one_line_and_passthrough_option(tmp_path):
     assert r.returncode == 0, r.stderr
     assert load_model(tmp_path / "run2" / "bad.yaml").macs == \
         load_model(path, onnx_unsupported="passthrough").macs
+
+
+def test_conv_attributes(tmp_path):
+    """Dilation (dense kernel, same output size and MACs), TF-style asymmetric 'same' pads,
+    auto_pad, and a 1-d convolution on a [1, C, L] input."""
+    g = og.Graph()
+    a = g.op("Conv", ["x", g.w(8, 4, 3, 3)], "dilated", kernel_shape=[3, 3], pads=[2] * 4,
+             dilations=[2, 2])
+    b = g.op("Conv", [a, g.w(8, 8, 3, 3)], "tf_same", kernel_shape=[3, 3], strides=[2, 2],
+             pads=[0, 0, 1, 1])
+    c = g.op("Conv", [b, g.w(8, 8, 3, 3)], "auto", kernel_shape=[3, 3],
+             auto_pad="SAME_UPPER")
+    m = load_model(g.save(tmp_path / "attrs.onnx", {"x": [1, 4, 16, 16]}, [c]))
+    d, t, u = m.layers
+    assert d.out_shape == (8, 16, 16) and d.macs == 16 * 16 * 8 * 4 * 9
+    assert "dilations [2, 2]" in m.source["notes"]["dilated"]
+    assert (t.params["padding"], t.params["stride"], t.out_shape, t.pad_rows) == \
+        ("same", 2, (8, 8, 8), 0)
+    assert u.params["padding"] == "same" and "auto" not in m.source.get("notes", {})
+    g = og.Graph()
+    y = g.op("Conv", ["s", g.w(6, 2, 5)], "conv1d", kernel_shape=[5], pads=[2, 2])
+    m = load_model(g.save(tmp_path / "c1d.onnx", {"s": [1, 2, 40]}, [y]))
+    assert m.input_shapes == ((2, 40, 1),) and m.layers[0].out_shape == (6, 40, 1)
+    assert (m.layers[0].params["R"], m.layers[0].params["S"]) == (5, 1)
+    assert m.macs == 40 * 6 * 2 * 5
