@@ -37,6 +37,9 @@ class Value:
     # Computed from src's data but not that data itself (a statistic such as a LayerNorm mean,
     # or a broadcast copy): combines with src for free, cannot stand in for it.
     derived: bool = False
+    # Zero padding ((top, bottom), (left, right)) of an ONNX Pad node not yet folded into the
+    # Conv / pool that reads it; `shape` is the padded shape, src holds the unpadded data.
+    pads: Optional[tuple] = None
 
     @property
     def elems(self) -> int:
@@ -153,9 +156,14 @@ class Builder:
         if v.src is None:
             raise self.error("an operand the model computes from constants only is used as "
                              "an activation", "fold the constants (onnxsim / jax.jit) first")
+        if v.pads is not None:
+            raise self.error("reads the output of a Pad node", "zero padding is folded into "
+                             "a Conv or pool only; pad inside the consumer instead")
         have = self.out_chw[v.src]
         if have is None:  # a network input at its first use
-            have = want if want is not None else self.chw(self._declared[v.src])
+            decl = self._declared[v.src]
+            have = want if want is not None and math.prod(want) == decl.elems \
+                else self.chw(decl)
             if math.prod(have) != v.elems:
                 raise self.error(f"input '{v.src}' of shape {list(v.shape)} read as {list(have)}")
             self.out_chw[v.src] = tuple(have)

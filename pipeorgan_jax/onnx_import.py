@@ -246,10 +246,12 @@ class _Importer:
         nsp = len(xs) - 2
         if nsp not in (1, 2):
             raise self.b.error(f"{nsp}-d convolution", "only 1-d and 2-d convolutions map")
+        x, extra = self._unpad(x)
+        xs = x.shape
         C, Y, X = xs[1], xs[2], xs[3] if nsp == 2 else 1
         K, R, S = ws[0], ws[2], ws[3] if nsp == 2 else 1
         Yo, Xo = out[2], out[3] if nsp == 2 else 1
-        layer = self._window(node, a, (Y, X), (R, S), (Yo, Xo), nsp)
+        layer = self._window(node, a, (Y, X), (R, S), (Yo, Xo), nsp, extra)
         note = layer.pop("_note", "")
         spec = {"name": name, "op": "conv", "inputs": [self.b.need(x, (C, Y, X))], "C": C,
                 "K": K, "Y": Y, "X": X, "R": R, "S": S, **layer}
@@ -259,8 +261,47 @@ class _Importer:
         out_name = self.b.emit(spec, (K, Yo, Xo), note=note)
         return [Value(out_name, out, (1, 2, 3) if nsp == 2 else (1, 2, None))]
 
-    def _window(self, node, a, size, kernel, out, nsp) -> dict:
-        """stride / stride_x / padding fields of a conv or pool node."""
+    def _unpad(self, x: Value):
+        """(x without a pending Pad, that Pad's ((top, bottom), (left, right)))."""
+        if x.pads is None:
+            return x, ((0, 0), (0, 0))
+        (t, b), (l, r) = x.pads
+        shape = x.shape[:2] + (x.shape[2] - t - b,) + \
+            ((x.shape[3] - l - r,) if len(x.shape) == 4 else ())
+        return Value(x.src, shape, x.layout, x.derived), x.pads
+
+    def op_Pad(self, node, name, ins):
+        """Zero padding of rows and cols, folded into the Conv / pool that reads it."""
+        x = ins[0]
+        a = self.attrs(node)
+        mode = a.get("mode", b"constant")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        pads = a.get("pads")
+        if pads is None:
+            pads = [int(v) for v in self.const_value(node.input[1], "the pads input")]
+        value = 0.0
+        if len(node.input) > 2 and node.input[2]:
+            value = float(self.const_value(node.input[2], "the constant_value input"))
+        r = len(x.shape)
+        axes = list(range(r))
+        if len(node.input) > 3 and node.input[3]:
+            axes = [int(v) % r for v in self.const_value(node.input[3], "the axes input")]
+        lo = dict(zip(axes, pads[:len(axes)]))
+        hi = dict(zip(axes, pads[len(axes):]))
+        spatial = {2, 3} if r == 4 else {2}
+        if mode != "constant" or value != 0.0 or r not in (3, 4) or any(
+                (lo.get(k, 0) or hi.get(k, 0)) for k in range(r) if k not in spatial):
+            raise self.b.error(f"{mode} padding by {pads} with value {value}",
+                               "only zero padding of rows and cols maps (folded into the "
+                               "next Conv or pool)")
+        x, (pt, pl) = self._unpad(x)
+        add = ((pt[0] + lo.get(2, 0), pt[1] + hi.get(2, 0)),
+               (pl[0] + lo.get(3, 0), pl[1] + hi.get(3, 0)))
+        return [Value(x.src, self.shape(node.output[0]), x.layout, x.derived, add)]
+
+    def _window(self, node, a, size, kernel, out, nsp, extra=((0, 0), (0, 0))) -> dict:
+        """stride / stride_x / padding fields of a conv or pool node; `extra` is the zero
+        padding of a Pad node in front of it."""
         strides = list(a.get("strides", [1] * nsp)) + [1]
         dil = list(a.get("dilations", [1] * nsp)) + [1]
         pads = list(a.get("pads", [0] * (2 * nsp)))
@@ -278,6 +319,7 @@ class _Importer:
         else:
             pads = [(pads[i], pads[i + nsp]) for i in range(nsp)]
         pads = pads + [(0, 0)] * (2 - nsp)
+        pads = [(lo + e0, hi + e1) for (lo, hi), (e0, e1) in zip(pads, extra)]
         got = choose_padding(size, kernel, (sy, sx), out, pads, (dil[0], dil[1]))
         if got is None:
             raise self.b.error(f"no padding of the workload format gives the output {list(out)} "
@@ -298,7 +340,7 @@ class _Importer:
         return spec
 
     def pool(self, node, name, ins):
-        x = ins[0]
+        x, extra = self._unpad(ins[0])
         out = self.shape(node.output[0])
         nsp = len(x.shape) - 2
         if nsp not in (1, 2):
@@ -315,7 +357,7 @@ class _Importer:
             a = self.attrs(node)
             ks = list(a["kernel_shape"]) + [1]
             kind, R, S = POOLS[op], ks[0], ks[1]
-            layer = self._window(node, a, (Y, X), (R, S), (Yo, Xo), nsp)
+            layer = self._window(node, a, (Y, X), (R, S), (Yo, Xo), nsp, extra)
         note = layer.pop("_note", "")
         spec = {"name": name, "op": "pool", "inputs": [self.b.need(x, (C, Y, X))], "C": C,
                 "Y": Y, "X": X, "R": R, "S": S, **layer, "kind": kind}

@@ -299,3 +299,43 @@ def test_conv_attributes(tmp_path):
     assert m.input_shapes == ((2, 40, 1),) and m.layers[0].out_shape == (6, 40, 1)
     assert (m.layers[0].params["R"], m.layers[0].params["S"]) == (5, 1)
     assert m.macs == 40 * 6 * 2 * 5
+
+
+def test_squeeze_excitation_broadcast(tmp_path):
+    """x * sigmoid(fc(relu(fc(gap(x))))): the [C, 1, 1] gate is broadcast over the map by an
+    inserted upsample, and the multiply is a two-layer element-wise op (`add`)."""
+    g = og.Graph()
+    x = g.conv("x", "conv", 4, 16, 3)
+    s = g.op("GlobalAveragePool", [x], "gap")
+    s = g.conv(s, "squeeze", 16, 4, 1, bn=False)
+    s = g.conv(s, "excite", 4, 16, 1, bn=False, act="Sigmoid")
+    y = g.op("Mul", [x, s], "gate")
+    m = load_model(g.save(tmp_path / "se.onnx", {"x": [1, 4, 8, 8]}, [y]))
+    assert [(l.name, l.op) for l in m.layers] == [
+        ("conv", "conv"), ("gap", "pool"), ("squeeze", "conv"), ("excite", "conv"),
+        ("excite.broadcast", "upsample"), ("gate", "add")]
+    b = m.layers[4]
+    assert (b.params["factor"], b.params["factor_x"], b.out_shape) == (8, 8, (16, 8, 8))
+    assert m.layers[5].inputs == ("conv", "excite.broadcast")
+    assert m.macs == 8 * 8 * 16 * 4 * 9 + 16 * 4 + 4 * 16
+
+
+def test_pad_folds_into_conv(tmp_path):
+    """TF-style explicit Pad in front of a valid conv becomes the conv's padding; a reflect
+    pad is one line."""
+    g = og.Graph()
+    p = g.op("Pad", ["x", g.const(np.array([0, 0, 0, 0, 0, 0, 1, 1]))], "pad")
+    c = g.op("Conv", [p, g.w(8, 3, 3, 3)], "c", kernel_shape=[3, 3], strides=[2, 2])
+    p2 = g.op("Pad", [c, g.const(np.array([0, 0, 1, 1, 0, 0, 1, 1]))], "pad2")
+    d = g.op("MaxPool", [p2], "pool", kernel_shape=[3, 3])
+    m = load_model(g.save(tmp_path / "pad.onnx", {"x": [1, 3, 16, 16]}, [d]))
+    c, pool = m.layers
+    assert m.input_shapes == ((3, 16, 16),)
+    assert (c.params["padding"], c.out_shape) == ("same", (8, 8, 8))
+    assert (pool.params["padding"], pool.out_shape) == ("same", (8, 8, 8))  # pads 1, stride 1
+    g = og.Graph()
+    p = g.op("Pad", ["x", g.const(np.array([0, 0, 1, 1, 0, 0, 1, 1]))], "rpad", mode="reflect")
+    with pytest.raises(WorkloadError) as e:
+        load_model(g.save(tmp_path / "reflect.onnx", {"x": [1, 3, 8, 8]},
+                          [g.op("Conv", [p, g.w(4, 3, 3, 3)], "c", kernel_shape=[3, 3])]))
+    assert "node 'rpad' (Pad): reflect padding" in _one_line(e)
