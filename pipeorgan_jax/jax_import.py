@@ -57,7 +57,7 @@ def trace(fn_or_module, *example_inputs, name: str | None = None, variables=None
 def _name_of(fn) -> str:
     if _is_module(fn):
         return fn.name or type(fn).__name__
-    return getattr(fn, "__name__", "traced")
+    return getattr(fn, "__name__", None) or type(fn).__name__  # a function, or nnx.Module
 
 
 def _is_module(obj) -> bool:
@@ -139,9 +139,7 @@ class _Walker:
             sub = next((eqn.params[k] for k in SUB_JAXPR_PARAMS if k in eqn.params), None)
             if sub is not None:
                 inner = getattr(sub, "jaxpr", sub)
-                consts = getattr(sub, "consts", [])
                 sub_env = {v: Value(None, tuple(v.aval.shape)) for v in inner.constvars}
-                assert len(consts) == len(inner.constvars)
                 for v, val in zip(inner.invars, ins):
                     sub_env[v] = val
                 self.walk(inner, sub_env, "/".join(parts))

@@ -1,4 +1,5 @@
-"""Small ONNX graphs built with onnx.helper for the import tests (no downloaded files)."""
+"""Small ONNX graphs built with onnx.helper for the import tests (no downloaded files), and
+the edge helpers the ONNX and Flax tests share (this module imports onnx only in Graph)."""
 from __future__ import annotations
 
 import numpy as np
@@ -60,6 +61,13 @@ def skip_edges(order: list, first_inputs: set, edges: list) -> int:
         else:
             n += pos[src] != pos[dst] - 1
     return n
+
+
+def edge_names(model) -> list:
+    """(producer, consumer) names of a loaded model's edges."""
+    def name(i):
+        return model.layers[i].name if i >= 0 else model.input_names[-1 - i]
+    return [(name(e.src), model.layers[e.dst].name) for e in model.edges]
 
 
 def conv_macs(cin, cout, k, yo, xo, groups=1):

@@ -22,18 +22,12 @@ from pipeorgan_jax.workload import WorkloadError, load_model, summarize  # noqa:
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def edge_names(model):
-    def name(i):
-        return model.layers[i].name if i >= 0 else model.input_names[-1 - i]
-    return [(name(e.src), model.layers[e.dst].name) for e in model.edges]
-
-
 @pytest.mark.parametrize("name", sorted(og.MODELS))
 def test_structure(name, tmp_path):
     path, exp = og.write(name, tmp_path)
     m = load_model(path)
     assert [(l.name, l.op) for l in m.layers] == exp["layers"]
-    assert sorted(edge_names(m)) == sorted(exp["edges"])
+    assert sorted(og.edge_names(m)) == sorted(exp["edges"])
     assert len(m.skip_edges) == og.skip_edges([n for n, _ in exp["layers"]], set(m.input_names),
                                               exp["edges"])
     assert m.macs == exp["macs"]

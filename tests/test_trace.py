@@ -13,7 +13,6 @@ import onnx_graphs as og
 from pipeorgan_jax import workload_yaml
 from pipeorgan_jax.jax_import import trace
 from pipeorgan_jax.workload import WorkloadError, load_model
-from test_onnx_import import edge_names
 
 
 @pytest.mark.parametrize("make", [fm.small_cnn, fm.transformer_block],
@@ -22,7 +21,7 @@ def test_structure(make):
     module, x, exp = make()
     m = trace(module, x)
     assert [(l.name, l.op) for l in m.layers] == exp["layers"]
-    assert sorted(edge_names(m)) == sorted(exp["edges"])
+    assert sorted(og.edge_names(m)) == sorted(exp["edges"])
     assert len(m.skip_edges) == og.skip_edges([n for n, _ in exp["layers"]], {"input"},
                                               exp["edges"])
     assert m.macs == exp["macs"]
