@@ -165,7 +165,9 @@ class Builder:
             have = want if want is not None and math.prod(want) == decl.elems \
                 else self.chw(decl)
             if math.prod(have) != v.elems:
-                raise self.error(f"input '{v.src}' of shape {list(v.shape)} read as {list(have)}")
+                raise self.error(f"input '{v.src}' of shape {list(v.shape)} read as "
+                                 f"{list(have)}", "give the input the shape its first "
+                                 "consumer reads (batch 1, no padding or broadcast in between)")
             self.out_chw[v.src] = tuple(have)
             for inp in self.inputs:
                 if inp["name"] == v.src:
@@ -180,7 +182,8 @@ class Builder:
             return v.src
         want = tuple(want)
         if math.prod(want) != math.prod(have):
-            raise self.error(f"needs [C, Y, X] {list(want)} but '{v.src}' gives {list(have)}")
+            raise self.error(f"needs [C, Y, X] {list(want)} but '{v.src}' gives {list(have)}",
+                             "check the ops between them: only views may change the shape")
         key = (v.src, want)
         if key not in self._reshaped:
             name = self.emit({"name": f"{v.src}.reshape", "op": "reshape", "inputs": [v.src],
