@@ -118,7 +118,7 @@ class _Walker:
         self.count = 0
 
     def read(self, env, var) -> Value:
-        if not hasattr(var, "count") and hasattr(var, "val"):  # a Literal
+        if hasattr(var, "val"):  # a Literal (a Var has no value)
             return Value(None, tuple(getattr(var.aval, "shape", ())))
         return env[var]
 

@@ -104,3 +104,50 @@ def test_error_unsupported_primitive():
 def test_error_no_input():
     with pytest.raises(WorkloadError, match="no example input"):
         trace(lambda: 0)
+
+
+@pytest.mark.slow
+def test_resnet50_macs():
+    """Flax ResNet-50 at 224x224: 53 convs, 16 adds, 2 pools, 1 fc; MACs summed by hand here
+    (4.09 G, the figure usually quoted for ResNet-50)."""
+    class Bottleneck(nn.Module):
+        f: int
+        s: int = 1
+
+        @nn.compact
+        def __call__(self, x):
+            bn = lambda: nn.BatchNorm(use_running_average=True)  # noqa: E731
+            y = nn.relu(bn()(nn.Conv(self.f, (1, 1))(x)))
+            y = nn.relu(bn()(nn.Conv(self.f, (3, 3), strides=self.s)(y)))
+            y = bn()(nn.Conv(4 * self.f, (1, 1))(y))
+            if x.shape[-1] != 4 * self.f or self.s != 1:
+                x = bn()(nn.Conv(4 * self.f, (1, 1), strides=self.s)(x))
+            return nn.relu(x + y)
+
+    stages = [(3, 64), (4, 128), (6, 256), (3, 512)]
+
+    class ResNet50(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.relu(nn.Conv(64, (7, 7), strides=2)(x))
+            x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+            for i, (n, f) in enumerate(stages):
+                for j in range(n):
+                    x = Bottleneck(f, 2 if j == 0 and i > 0 else 1)(x)
+            return nn.Dense(1000)(x.mean(axis=(1, 2)))
+
+    m = trace(ResNet50(), jnp.zeros((1, 224, 224, 3)))
+    macs, hw, cin = 112 * 112 * 64 * 3 * 49, 56, 64
+    for i, (n, f) in enumerate(stages):
+        for j in range(n):
+            out = hw // 2 if j == 0 and i > 0 else hw
+            macs += hw * hw * f * cin + out * out * f * f * 9 + out * out * 4 * f * f
+            if j == 0:
+                macs += out * out * 4 * f * cin
+            hw, cin = out, 4 * f
+    macs += 2048 * 1000
+    assert m.macs == macs == 4_089_184_256
+    ops = [l.op for l in m.layers]
+    assert (ops.count("conv"), ops.count("add"), ops.count("pool"), ops.count("fc")) == \
+        (53, 16, 2, 1)
+    assert len(m.skip_edges) == 16 + 4  # one per add, plus the 4 projection shortcuts' inputs
