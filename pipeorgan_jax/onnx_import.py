@@ -48,6 +48,9 @@ GLOBAL_POOLS = {"GlobalAveragePool": "avg", "GlobalMaxPool": "max", "GlobalLpPoo
 REDUCES = {"ReduceMean": "avg", "ReduceMax": "max", "ReduceSum": "avg", "ReduceMin": "max",
            "ReduceL2": "avg", "ReduceL1": "avg", "ReduceSumSquare": "avg",
            "ReduceLogSumExp": "max", "ReduceProd": "avg"}
+# Ops whose output depends only on the static shape of their input (exporters' shape
+# arithmetic: Shape -> Gather -> Concat -> Reshape).
+SHAPE_OF = {"Shape", "Size"}
 UNSUPPORTED_CHOICES = ("error", "passthrough")
 
 _FIXED_SHAPES = ("fix the input shapes before importing (export without dynamic axes, e.g. "
@@ -173,6 +176,8 @@ class _Importer:
                 raise self.b.error(f"input '{n}' is not produced by an earlier node",
                                    "sort the graph topologically (onnx.checker reports this)")
         acts = [v for v in ins if v is not None and v.src is not None]
+        if op in SHAPE_OF:  # static after shape inference: a constant, whatever its input
+            acts = []
         if op == "Constant":
             a = self.attrs(node)
             if "value" in a:

@@ -333,3 +333,20 @@ def test_pad_folds_into_conv(tmp_path):
         load_model(g.save(tmp_path / "reflect.onnx", {"x": [1, 3, 8, 8]},
                           [g.op("Conv", [p, g.w(4, 3, 3, 3)], "c", kernel_shape=[3, 3])]))
     assert "node 'rpad' (Pad): reflect padding" in _one_line(e)
+
+
+def test_shape_arithmetic_is_free(tmp_path):
+    """PyTorch-style flatten: Shape -> Gather -> Unsqueeze -> Concat -> Reshape computes the
+    target shape from the activation's static shape; no layer, the Gemm reads the pool."""
+    g = og.Graph()
+    c = g.conv("x", "c", 3, 8, 3)
+    p = g.op("GlobalAveragePool", [c], "gap")
+    shp = g.op("Shape", [p], "shape")
+    n = g.op("Gather", [shp, g.const(np.array(0))], "batch", axis=0)
+    n = g.op("Unsqueeze", [n, g.const(np.array([0]))], "batch1")
+    tgt = g.op("Concat", [n, g.const(np.array([-1]))], "target", axis=0)
+    f = g.op("Reshape", [p, tgt], "flat")
+    y = g.op("Gemm", [f, g.w(10, 8), g.w(10)], "fc", transB=1)
+    m = load_model(g.save(tmp_path / "flat.onnx", {"x": [1, 3, 8, 8]}, [y]))
+    assert [(l.name, l.op) for l in m.layers] == [("c", "conv"), ("gap", "pool"), ("fc", "fc")]
+    assert (m.layers[2].params["C"], m.layers[2].params["K"]) == (8, 10)
