@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeorgan_jax.onnx_import import _onnx
-from pipeorgan_jax.workload import Model, _out_len
+from pipeorgan_jax.workload import Model
 
 OPSET = 17
 

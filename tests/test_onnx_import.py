@@ -93,7 +93,7 @@ def test_round_trip_builtin_models(name, ops, tmp_path):
         (s["layers"], s["edges"], s["skip_edges"], s["macs"], s["weight_elems"])
 
 
-def test_writer_covers_every_op():
+def test_writer_covers_every_op(tmp_path):
     """slice, concat, upsample, matmul, reshape and a Y x X fc come back as they went out
     (a reshape becomes the importer's own reshape in front of its consumer)."""
     from pipeorgan_jax.workload import build_model
@@ -110,13 +110,8 @@ def test_writer_covers_every_op():
         {"name": "h", "op": "conv", "inputs": ["g"], "C": 8, "K": 4, "Y": 2, "X": 2, "R": 1,
          "S": 1}]}
     m = build_model(doc)
-    proto = to_onnx(m)
-    tmp = Path(__file__).parent / "_ops_tmp.onnx"
-    try:
-        onnx.save(proto, str(tmp))
-        back = load_model(tmp)
-    finally:
-        tmp.unlink(missing_ok=True)
+    onnx.save(to_onnx(m), str(tmp_path / "ops.onnx"))
+    back = load_model(tmp_path / "ops.onnx")
     assert [l.op for l in back.layers] == [l.op for l in m.layers]
     assert back.layers[-2].name == "f.reshape"  # the importer's reshape stands in for g
     assert [l.macs for l in back.layers] == [l.macs for l in m.layers]
