@@ -55,15 +55,27 @@ def run(cfg: DictConfig) -> int:
         return 2
     try:
         hw = Hardware.from_config(cfg.hardware)
-        models = [load_model(m) for m in cfg.workload.models]
+        models = [load_model(m, cfg.workload.get("onnx_unsupported", "error"))
+                  for m in cfg.workload.models]
     except (WorkloadError, HardwareError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     task = cfg.task.value if hasattr(cfg.task, "value") else str(cfg.task)
     if task == "describe":
         return describe(models, run_dir())
+    if task == "import":
+        return write_workloads(models, run_dir())
     from pipeorgan_jax.explore import explore
     return explore(cfg, hw, models, run_dir())
+
+
+def write_workloads(models, out: Path) -> int:
+    """task=import: each model as a workload YAML file, to read, edit and version."""
+    from pipeorgan_jax import workload_yaml
+    out.mkdir(parents=True, exist_ok=True)
+    for m in models:
+        print(f"wrote {workload_yaml.write(m, out / f'{m.name}.yaml')}")
+    return 0
 
 
 def describe(models, out: Path) -> int:

@@ -17,6 +17,7 @@ class Topology(enum.Enum):
 class Task(enum.Enum):
     explore = "explore"  # baselines vs searched placements (the main job)
     describe = "describe"  # per-model workload statistics
+    vars()["import"] = "import"  # write each model as a workload YAML file (a keyword, hence vars)
 
 
 class Strategy(enum.Enum):
@@ -88,6 +89,8 @@ class WorkloadConfig:
     fps: Dict[str, float] = field(default_factory=dict)
     depends_on: Dict[str, str] = field(default_factory=dict)
     trigger_probability: Dict[str, float] = field(default_factory=dict)
+    # An ONNX op with no mapping: error (one line naming it) or passthrough (a free view).
+    onnx_unsupported: str = "error"
 
 
 @dataclass

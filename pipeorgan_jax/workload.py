@@ -396,10 +396,14 @@ def _derive(path, lname, op, p, in_shapes, spec) -> Layer:
                  ref=ref, inferred=inferred, params=p)
 
 
-def load_model(path_or_name: str | Path) -> Model:
-    """Load a model by built-in name (`GE_FBNet_C`) or by path (.yaml, .csv layer table, .m)."""
+def load_model(path_or_name: str | Path, onnx_unsupported: str = "error") -> Model:
+    """Load a model by built-in name (`GE_FBNet_C`) or by path (.yaml, .csv layer table, .m,
+    .onnx; `onnx_unsupported` is what an ONNX op without a mapping does: error | passthrough)."""
     path = resolve_model_path(path_or_name)
     suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from pipeorgan_jax import onnx_import
+        return onnx_import.load_onnx(path, onnx_unsupported)
     if suffix in (".csv",) or (suffix in (".yaml", ".yml") and _is_layer_table_yaml(path)):
         from pipeorgan_jax import importers
         return importers.load_layer_table(path)
