@@ -177,3 +177,19 @@ def test_validator_names_problems(small):
     assert any("seg_end" in e for e in errs) and any("org" in e for e in errs)
     deep = Placement(np.eye(1, L, L - 1, dtype=bool)[0], p.gran, p.org, p.share, p.part)
     assert any("allocation units" in e for e in validate(deep, L, 4))
+
+
+def test_no_latency_jump_at_the_pe_sram_threshold(small):
+    """A spatial fc whose weights fill the 4 KiB PE SRAM: at K = 252 they stay resident, at
+    K = 256 they are re-streamed once per tile. Both preload the first copy and hide the rest
+    behind compute, so latency grows with K (1.6%) and does not jump at the threshold."""
+    def run(K):
+        m = build_model({"name": "rs", "inputs": [{"name": "x", "shape": [16, 4, 1]}],
+                         "layers": [{"name": "fc", "op": "fc", "inputs": ["x"], "C": 16, "K": K,
+                                     "Y": 4}]}, "rs")
+        p = layer_by_layer(1, gran=0)
+        return float(Scorer(m, small)(p)["latency_cycles"][0]), reference.evaluate(m, small, p)
+    (b252, r252), (b256, r256) = run(252), run(256)
+    assert r252["segments"][0]["restream"] == [False] and r256["segments"][0]["restream"] == [True]
+    for lo, hi in ((b252, b256), (r252["latency_cycles"], r256["latency_cycles"])):
+        assert 1.0 < hi / lo < 1.03
