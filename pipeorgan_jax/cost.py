@@ -424,8 +424,11 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     # a unit boundary has uh (rows) or uw (columns) ordinary links; with express links that
     # skip one unit, every PE of the unit has its own link across it
     lanes_x, lanes_y = (g, g) if ha.topology == "express" else (ha.uh, ha.uw)
-    a2a_link = eb * jnp.maximum(jnp.maximum(east.max((1, 2)), west.max((1, 2))) / lanes_x,
-                                jnp.maximum(south.max((1, 2)), north.max((1, 2))) / lanes_y)
+    # initial=0: a grid one unit wide has no boundary along that axis (loads are >= 0, so
+    # this changes nothing elsewhere)
+    bmax = lambda v: v.max((1, 2), initial=0.0)
+    a2a_link = eb * jnp.maximum(jnp.maximum(bmax(east), bmax(west)) / lanes_x,
+                                jnp.maximum(bmax(south), bmax(north)) / lanes_y)
     a2a_link = jnp.where(a2a, a2a_link, 0.0)
     # what the producer's busiest unit sends out over in-segment edges
     src_unit = jnp.where(ps, eb * chunks_per_unit[es_c], eb / n_f[es_c])
