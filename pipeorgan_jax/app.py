@@ -70,9 +70,9 @@ def _check_unique_names(models) -> None:
     seen: dict[str, str] = {}
     for m in models:
         if m.name in seen:
-            raise WorkloadError(f"{m.path}: model name '{m.name}' is also the name of "
-                                f"{seen[m.name]}; results are keyed by name, so names must "
-                                "be unique in one run")
+            other = "listed twice" if seen[m.name] == m.path else f"also in {seen[m.name]}"
+            raise WorkloadError(f"{m.path}: model name '{m.name}' is {other}; results are "
+                                "keyed by model name, so names must be unique in one run")
         seen[m.name] = m.path
 
 

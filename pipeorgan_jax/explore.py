@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from pipeorgan_jax import reference
 from pipeorgan_jax.cost import Scorer
-from pipeorgan_jax.interrupt import Interrupted
+from pipeorgan_jax.interrupt import Interrupted, pending
 from pipeorgan_jax.runfiles import safe_filename, write_json_atomic
 from pipeorgan_jax.hardware import Hardware
 from pipeorgan_jax.placement import decode, segments
@@ -157,6 +157,7 @@ def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path) -> in
     bar = _progress(models, cfg.progress)
     try:
         for m in bar:
+            pending()
             if hasattr(bar, "set_postfix_str"):
                 bar.set_postfix_str(m.name)
             best = None
@@ -173,6 +174,7 @@ def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path) -> in
                 _plot_safely(lambda: report.segment_map_png(m, hw, best,
                                                             pe_map_path(plots_dir, m.name)),
                              f"PE map of {m.name}")
+        pending()
     except Interrupted as e:
         doc["interrupted"] = e.name
         save()

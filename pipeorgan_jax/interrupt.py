@@ -8,7 +8,11 @@ frame, i.e. during interpreter shutdown). So: the handler raises `Interrupted` (
 BaseException, so no `except Exception` swallows it), the explore loop saves what it has, and
 `exit_now` flushes and leaves with `os._exit`, skipping the interpreter teardown that crashes.
 A second signal while saving exits at once (the results files are rewritten atomically, so
-they hold the last finished model either way).
+they hold the last finished model either way). An exception raised from a signal handler can
+be swallowed when the signal lands in a finalizer (`__del__`, a weakref callback: Python
+prints "Exception ignored in ..." and goes on): so the flag is also checked between models
+(`pending`), and a grace timer exits if the main thread has not finished within
+GRACE_S seconds.
 """
 from __future__ import annotations
 
@@ -35,22 +39,33 @@ class Interrupted(BaseException):
         return SIGNALS.get(self.signum, str(self.signum))
 
 
-_state = {"hit": False}
+GRACE_S = 20.0
+_state: dict = {"hit": None}
 
 
 def _handler(signum, frame):
-    if _state["hit"]:
+    name = SIGNALS.get(signum, str(signum))
+    if _state["hit"] is not None:
         # a second signal while saving: leave now, without teardown
-        exit_now(128 + signum, f"interrupted again by {SIGNALS.get(signum, signum)}; exiting")
-    _state["hit"] = True
+        exit_now(128 + signum, f"interrupted again by {name}; exiting")
+    _state["hit"] = signum
+    t = threading.Timer(GRACE_S, exit_now, (128 + signum, f"interrupted by {name}"))
+    t.daemon = True
+    t.start()
     raise Interrupted(signum)
+
+
+def pending() -> None:
+    """Raise Interrupted if a signal came but its exception was swallowed on the way."""
+    if _state["hit"] is not None:
+        raise Interrupted(_state["hit"])
 
 
 def install() -> None:
     """Route SIGINT and SIGTERM to `Interrupted` (main thread only; a no-op elsewhere)."""
     if threading.current_thread() is not threading.main_thread():
         return
-    _state["hit"] = False
+    _state["hit"] = None
     for s in SIGNALS:
         # a signal ignored at start (nohup, a background job of a non-interactive shell)
         # stays ignored, as the user asked

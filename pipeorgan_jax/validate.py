@@ -49,7 +49,7 @@ class Range:
 
 
 def _num(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e20 else f"{v:g}"
 
 
 POS_INT = Range(lo=1, integer=True)  # sizes, counts
