@@ -158,14 +158,16 @@ def test_odd_model_names_plots_csv_and_nulls_end_to_end(tmp_path):
 def _interrupt(tmp_path, sig, after_first_model: bool):
     run = tmp_path / "run"
     env = dict(os.environ)
-    p = subprocess.Popen(
-        [sys.executable, "-m", "pipeorgan_jax", "+workload=custom",
-         "workload.models=[KD_res8_narrow,AS_ED_TCN,GE_FBNet_C]", "hardware=small",
-         "progress=false", "plots=false", "reference_check=false", "search.dp_rounds=1",
-         f"hydra.run.dir={run}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env,
-        # a non-interactive shell starts background jobs with SIGINT ignored; undo that
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    args = ["+workload=custom", "workload.models=[KD_res8_narrow,AS_ED_TCN,GE_FBNet_C]",
+            "hardware=small", "progress=false", "plots=false", "reference_check=false",
+            "search.dp_rounds=1", f"hydra.run.dir={run}"]
+    # A non-interactive shell starts background jobs with SIGINT ignored, and an ignored
+    # signal stays ignored (by design): reset it in the child before the app starts.
+    boot = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+            "sys.argv = ['pipeorgan_jax'] + sys.argv[1:]; "
+            "runpy.run_module('pipeorgan_jax', run_name='__main__')")
+    p = subprocess.Popen([sys.executable, "-c", boot, *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
     t0 = time.time()
     while time.time() - t0 < 120:
         if after_first_model and (run / "results.csv").exists() and \
