@@ -59,7 +59,9 @@ def run(cfg: DictConfig) -> int:
     try:
         if task == "describe":
             return describe(models, out)
-        from pipeorgan_jax.explore import explore
+        from pipeorgan_jax import interrupt
+        with interrupt.deferred():  # jax's import must not be unwound halfway
+            from pipeorgan_jax.explore import explore
         return explore(cfg, hw, models, out)
     finally:
         lock.release()

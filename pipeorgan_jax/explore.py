@@ -17,6 +17,7 @@ from pipeorgan_jax.runfiles import safe_filename, write_json_atomic
 from pipeorgan_jax.hardware import Hardware
 from pipeorgan_jax.placement import decode, segments
 from pipeorgan_jax.search import Problem, baseline_spaces, run_strategy
+from pipeorgan_jax.strategies import SpaceTooLarge
 from pipeorgan_jax.workload import Model
 
 BASELINES = ("layer_by_layer", "chunked", "flexible")
@@ -167,6 +168,8 @@ def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path) -> in
                 doc["models"][m.name] = res
             except (NoFeasiblePlacement, NonPhysicalCost) as e:
                 _fail(doc, m.name, str(e), None)
+            except SpaceTooLarge as e:
+                _fail(doc, m.name, f"{m.name}: {e}", None)
             except Exception as e:  # one model failing must not lose the others' results
                 _fail(doc, m.name, f"{m.name}: {type(e).__name__}: {e}", out)
             save()

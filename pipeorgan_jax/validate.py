@@ -60,6 +60,8 @@ FRACTION = Range(lo=0, hi=1)
 # Array sides: the reference materializes per-PE maps and the batch model per-unit tables.
 ARRAY_SIDE = Range(lo=1, hi=4096, integer=True)
 
+MAX_UNITS = 4096
+
 HARDWARE: dict[str, Range] = {
     "rows": ARRAY_SIDE,
     "cols": ARRAY_SIDE,
@@ -123,6 +125,12 @@ def check_hardware(hw: Any, prefix: str = "hardware.") -> None:
         if g(side) % g(unit):
             raise ConfigError(f"{prefix}{unit}={g(unit)}: must divide {prefix}{side}="
                               f"{g(side)} (allocation units tile the array)")
+    units = (g("rows") // g("unit_rows")) * (g("cols") // g("unit_cols"))
+    if units > MAX_UNITS:
+        # the batch model's per-unit tables grow as units**2 (4 GiB at 16k units)
+        raise ConfigError(f"{prefix}unit_rows={g('unit_rows')}, {prefix}unit_cols="
+                          f"{g('unit_cols')}: {units} allocation units; at most {MAX_UNITS} "
+                          "(use larger units)")
     topo = getattr(g("noc.topology"), "value", g("noc.topology"))
     k = g("noc.express_k")
     if topo == "express" and not (k == g("unit_rows") == g("unit_cols")):

@@ -65,6 +65,9 @@ def test_unit_must_tile_the_array_and_express_k_match_the_unit():
         validate.check(composed("hardware.unit_rows=3"))
     with pytest.raises(ConfigError, match=r"hardware.noc.express_k=4: .*unit_rows=2"):
         validate.check(composed("hardware.noc.topology=express", "hardware.noc.express_k=4"))
+    with pytest.raises(ConfigError, match=r"65536 allocation units; at most 4096"):
+        validate.check(composed("hardware.rows=256", "hardware.cols=256",
+                                "hardware.unit_rows=1", "hardware.unit_cols=1"))
 
 
 def test_a_workload_without_models_is_an_error():
