@@ -27,7 +27,14 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    _hydra_main()
+    from pipeorgan_jax import interrupt
+    interrupt.install()
+    try:
+        _hydra_main()
+    except interrupt.Interrupted as e:
+        # no traceback, and os._exit: interpreter teardown under live XLA threads can segfault
+        interrupt.exit_now(e.exit_code, f"interrupted by {e.name}"
+                           + (f"; {e.detail}" if getattr(e, "detail", None) else ""))
 
 
 if __name__ == "__main__":

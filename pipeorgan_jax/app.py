@@ -1,7 +1,7 @@
 """The tasks behind the command line: plain Python around the jitted model."""
 from __future__ import annotations
 
-import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -10,7 +10,13 @@ from omegaconf import DictConfig
 
 from pipeorgan_jax.hardware import Hardware, HardwareError
 from pipeorgan_jax.paths import conf_dir
+from pipeorgan_jax.runfiles import RunFolderBusy, RunLock, write_json_atomic  # noqa: F401
+from pipeorgan_jax.validate import ConfigError, check as check_config
 from pipeorgan_jax.workload import WorkloadError, load_model, summarize
+
+# Exit codes: 0 all models done, 1 bad input or a model failed, 2 usage (no workload),
+# 75 run folder busy (EX_TEMPFAIL: try again), 128 + signal when interrupted.
+EXIT_BUSY = 75
 
 
 def available_workloads() -> list[str]:
@@ -25,24 +31,6 @@ def run_dir() -> Path:
         return Path(os.getcwd())
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON so that a reader never sees a half-written file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_json_default))
-    os.replace(tmp, path)
-
-
-def _json_default(o):
-    import numpy as np
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o))
-
-
 def run(cfg: DictConfig) -> int:
     import logging
     for noisy in ("jax", "jax._src.xla_bridge", "matplotlib", "absl"):
@@ -54,19 +42,43 @@ def run(cfg: DictConfig) -> int:
             print(f"  {w}", file=sys.stderr)
         return 2
     try:
+        check_config(cfg)  # every numeric value against its range, before any work
         hw = Hardware.from_config(cfg.hardware)
         models = [load_model(m, cfg.workload.get("onnx_unsupported", "error"))
                   for m in cfg.workload.models]
-    except (WorkloadError, HardwareError) as e:
+        _check_unique_names(models)
+    except (WorkloadError, HardwareError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     task = cfg.task.value if hasattr(cfg.task, "value") else str(cfg.task)
-    if task == "describe":
-        return describe(models, run_dir())
-    if task == "import":
-        return write_workloads(models, run_dir())
-    from pipeorgan_jax.explore import explore
-    return explore(cfg, hw, models, run_dir())
+    out = run_dir()
+    try:
+        lock = RunLock(out).acquire()  # one writer per run folder
+    except RunFolderBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BUSY
+    try:
+        if task == "describe":
+            return describe(models, out)
+        if task == "import":
+            return write_workloads(models, out)
+        from pipeorgan_jax import interrupt
+        with interrupt.deferred():  # jax's import must not be unwound halfway
+            from pipeorgan_jax.explore import explore
+        return explore(cfg, hw, models, out)
+    finally:
+        lock.release()
+
+
+def _check_unique_names(models) -> None:
+    """Results are keyed by model name: two models of one name would overwrite each other."""
+    seen: dict[str, str] = {}
+    for m in models:
+        if m.name in seen:
+            other = "listed twice" if seen[m.name] == m.path else f"also in {seen[m.name]}"
+            raise WorkloadError(f"{m.path}: model name '{m.name}' is {other}; results are "
+                                "keyed by model name, so names must be unique in one run")
+        seen[m.name] = m.path
 
 
 def write_workloads(models, out: Path) -> int:
@@ -89,14 +101,21 @@ def describe(models, out: Path) -> int:
         s = summarize(m)
         print(f"{m.name:24s} {s['layers']:6d} {s['edges']:6d} {s['skip_edges']:5d} "
               f"{s['macs'] / 1e9:8.3f} {s['weight_mb']:9.3f} {s['act_mb']:8.3f} "
-              f"{s['aw_min']:9.3g} {s['aw_median']:9.3g} {s['aw_max']:9.3g}")
+              f"{_g(s['aw_min']):>9s} {_g(s['aw_median']):>9s} {_g(s['aw_max']):>9s}")
+        # A/W does not apply to a model without weights: null in JSON, '-' in the table
+        na = lambda v: v if math.isfinite(v) else None
         doc["models"][m.name] = {
             "layers": s["layers"], "macs": s["macs"], "weight_elems": s["weight_elems"],
             "skip_edges": s["skip_edges"], "edges": s["edges"],
             "inferred_edges": s["inferred_edges"], "table": m.source.get("table"),
-            "aw_min": s["aw_min"], "aw_median": s["aw_median"], "aw_max": s["aw_max"]}
+            "aw_min": na(s["aw_min"]), "aw_median": na(s["aw_median"]),
+            "aw_max": na(s["aw_max"])}
         rows.append(s)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "workloads.json", doc)
     print(f"\nwrote {out / 'workloads.json'}")
     return 0
+
+
+def _g(v: float) -> str:
+    return f"{v:.3g}" if math.isfinite(v) else "-"

@@ -599,7 +599,8 @@ def _a2a_factor(S2, D2, ha: "HwArrays"):
     # skip one unit, every PE of the unit has its own link across it
     g = ha.uh * ha.uw
     lanes_x, lanes_y = (g, g) if ha.topology == "express" else (ha.uh, ha.uw)
-    m = lambda v: v.max((1, 2)) if v.shape[1] * v.shape[2] else jnp.zeros(v.shape[0], F32)
+    # initial=0: a grid one unit wide has no boundary along that axis (loads are >= 0)
+    m = lambda v: v.max((1, 2), initial=0.0)
     return jnp.maximum(jnp.maximum(m(east), m(west)) / lanes_x,
                        jnp.maximum(m(south), m(north)) / lanes_y)
 

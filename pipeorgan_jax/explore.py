@@ -11,11 +11,13 @@ import numpy as np
 from omegaconf import DictConfig
 
 from pipeorgan_jax import reference
-from pipeorgan_jax.app import write_json_atomic
 from pipeorgan_jax.cost import Scorer
+from pipeorgan_jax.interrupt import Interrupted, pending
+from pipeorgan_jax.runfiles import safe_filename, write_json_atomic
 from pipeorgan_jax.hardware import Hardware
 from pipeorgan_jax.placement import decode, segments
 from pipeorgan_jax.search import Problem, baseline_spaces, run_strategy
+from pipeorgan_jax.strategies import SpaceTooLarge
 from pipeorgan_jax.workload import Model
 
 BASELINES = ("layer_by_layer", "chunked", "flexible")
@@ -26,6 +28,23 @@ EXTRA = ("chunked_coarse",)
 
 class NoFeasiblePlacement(RuntimeError):
     pass
+
+
+class NonPhysicalCost(RuntimeError):
+    """A cost came out non-finite or negative: never written as a number."""
+
+
+def check_physical(model_name: str, entry: dict, what: str) -> None:
+    """Latency > 0, energies and EDP >= 0, all finite (float32 overflow shows up as inf)."""
+    vals = {"latency_cycles": entry["latency_cycles"], "energy_pj": entry["energy_pj"],
+            "edp": entry["edp"], **{f"energy_{k}_pj": v
+                                    for k, v in entry["energy_breakdown_pj"].items()}}
+    for k, v in vals.items():
+        if not math.isfinite(v) or v < 0 or (k == "latency_cycles" and v <= 0):
+            raise NonPhysicalCost(
+                f"{model_name}: {what} {k} = {v!r} is not a finite non-negative number; the "
+                "workload or hardware values exceed what float32 holds (see "
+                "docs/workload_format.md, 'Limits')")
 
 
 def binding_constraint(model: Model, hw: Hardware) -> str:
@@ -86,6 +105,7 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
                  "segments": len(segments(res.best.seg_end)),
                  "placements_scored": res.placements_scored,
                  "search_seconds": res.seconds}
+        check_physical(model.name, entry, name)
         if name == "flexible":
             entry["placement"] = decode(res.best, names, hw.n_units)
         out[name] = entry
@@ -100,18 +120,28 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
     out["history"] = {k: [list(h) for h in r.history] for k, r in results.items()}
     if cfg.reference_check:
         ref = reference.evaluate(model, hw, results["flexible"].best)
-        out["reference_latency_cycles"] = float(ref["latency_cycles"])
-        out["reference_energy_pj"] = float(ref["energy_pj"])
-        out["reference_latency_diff"] = ref["latency_cycles"] / fl["latency_cycles"] - 1.0
+        ref_lat, ref_en = float(ref["latency_cycles"]), float(ref["energy_pj"])
+        if not (math.isfinite(ref_lat) and ref_lat > 0 and math.isfinite(ref_en) and ref_en >= 0):
+            raise NonPhysicalCost(f"{model.name}: the exact reference gives latency {ref_lat!r}"
+                                  f" cycles, energy {ref_en!r} pJ for the best placement")
+        out["reference_latency_cycles"] = ref_lat
+        out["reference_energy_pj"] = ref_en
+        # the one signed number: the reference's relative difference from the batch model
+        out["reference_latency_diff"] = ref_lat / fl["latency_cycles"] - 1.0
     out["wall_seconds"] = time.perf_counter() - t_model
-    if plots_dir is not None:
-        from pipeorgan_jax import report
-        report.segment_map_png(model, hw, results["flexible"].best,
-                               plots_dir / f"pe_map_{model.name}.png")
+    out["_best"] = results["flexible"].best  # for the PE map; dropped before saving
     return out
 
 
+def pe_map_path(plots_dir: Path, model_name: str) -> Path:
+    """Any model name (`a/b`, `..`, spaces) becomes one safe file in plots/."""
+    return plots_dir / f"pe_map_{safe_filename(model_name)}.png"
+
+
 def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path) -> int:
+    """Every model in turn; results.json and results.csv are rewritten (atomically) after each,
+    so an interrupted or killed run keeps every model it finished. Exit code 1 when any model
+    failed (the others still run and are saved), with a one-line summary."""
     from pipeorgan_jax import report
     objective = cfg.objective.value if hasattr(cfg.objective, "value") else str(cfg.objective)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,35 +151,83 @@ def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path) -> in
     doc = {"hardware": hw.name, "search": getattr(cfg.search.strategy, "value", cfg.search.strategy),
            "objective": objective,
            "workload": cfg.workload.name, "models": {}, "errors": {}}
-    failed = 0
     t0 = time.perf_counter()
-    bar = _progress(models, cfg.progress)
-    for m in bar:
-        if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(m.name)
-        try:
-            doc["models"][m.name] = explore_model(m, hw, cfg, plots_dir)
-        except NoFeasiblePlacement as e:
-            print(f"error: {e}", file=sys.stderr)
-            doc["errors"][m.name] = str(e)
-            failed += 1
-        except Exception as e:  # one model failing must not lose the others' results
-            print(f"error: {m.name}: {type(e).__name__}: {e}", file=sys.stderr)
-            traceback.print_exc(limit=3, file=sys.stderr)
-            doc["errors"][m.name] = f"{type(e).__name__}: {e}"
-            failed += 1
+
+    def save():
         _finish(doc)
+        doc["wall_seconds"] = time.perf_counter() - t0
         write_json_atomic(out / "results.json", doc)
-    doc["wall_seconds"] = time.perf_counter() - t0
-    write_json_atomic(out / "results.json", doc)
-    report.write_csv(doc, out / "results.csv")
+        report.write_csv(doc, out / "results.csv")
+
+    bar = _progress(models, cfg.progress)
+    try:
+        for m in bar:
+            pending()
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(m.name)
+            best = None
+            try:
+                res = explore_model(m, hw, cfg, plots_dir)
+                best = res.pop("_best")
+                doc["models"][m.name] = res
+            except (NoFeasiblePlacement, NonPhysicalCost) as e:
+                _fail(doc, m.name, str(e), None)
+            except SpaceTooLarge as e:
+                _fail(doc, m.name, f"{m.name}: {e}", None)
+            except Exception as e:  # one model failing must not lose the others' results
+                _fail(doc, m.name, f"{m.name}: {type(e).__name__}: {e}", out)
+            save()
+            if best is not None and plots_dir is not None:
+                _plot_safely(lambda: report.segment_map_png(m, hw, best,
+                                                            pe_map_path(plots_dir, m.name)),
+                             f"PE map of {m.name}")
+        pending()
+    except Interrupted as e:
+        doc["interrupted"] = e.name
+        save()
+        if hasattr(bar, "close"):
+            bar.close()
+        e.detail = (f"{len(doc['models'])} of {len(models)} models saved in "
+                    f"{out / 'results.json'} and results.csv")
+        raise
+    save()
     print()
     print(report.table(doc))
     if plots_dir and doc["models"]:
-        report.plots(doc, plots_dir)
+        _plot_safely(lambda: report.plots(doc, plots_dir), "summary plots")
     print(f"\nresults: {out / 'results.json'}, {out / 'results.csv'}"
           + (f", plots in {plots_dir}" if plots_dir else ""))
-    return 1 if failed and not doc["models"] else 0
+    if doc["errors"]:
+        why = "; ".join(f"{k}: {_short(v, k)}" for k, v in doc["errors"].items())
+        print(f"error: {len(doc['errors'])} of {len(models)} models failed ({why})",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _fail(doc: dict, name: str, msg: str, out: Path | None) -> None:
+    """One line on stderr; for an unexpected exception the traceback goes to errors.log."""
+    msg = " ".join(msg.split())
+    if out is not None:
+        with open(out / "errors.log", "a") as f:
+            f.write(f"--- {name}\n{traceback.format_exc()}\n")
+        msg += f" (traceback in {out / 'errors.log'})"
+    print(f"error: {msg}", file=sys.stderr)
+    doc["errors"][name] = msg
+
+
+def _short(msg: str, name: str, n: int = 120) -> str:
+    msg = msg[len(name) + 2:] if msg.startswith(name + ": ") else msg
+    return msg if len(msg) <= n else msg[:n - 3] + "..."
+
+
+def _plot_safely(draw, what: str) -> None:
+    """A plot that fails (a name matplotlib rejects, a full disk) costs the plot, never results."""
+    try:
+        draw()
+    except Exception as e:
+        print(f"warning: {what} not drawn: {type(e).__name__}: {' '.join(str(e).split())}",
+              file=sys.stderr)
 
 
 def _finish(doc: dict) -> None:

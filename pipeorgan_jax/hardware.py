@@ -70,6 +70,8 @@ class Hardware:
     def from_config(cfg: Any) -> "Hardware":
         def get(node, key):
             return node[key] if isinstance(node, dict) else getattr(node, key)
+        from pipeorgan_jax.validate import check_hardware
+        check_hardware(cfg)  # ranges (bandwidths > 0, energies >= 0, ...): one-line ConfigError
         noc, en = get(cfg, "noc"), get(cfg, "energy")
         topo = get(noc, "topology")
         topo = getattr(topo, "value", topo)

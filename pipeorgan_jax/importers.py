@@ -46,9 +46,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
-from pipeorgan_jax.workload import Model, WorkloadError, build_model
+from pipeorgan_jax.workload import Model, WorkloadError, build_model, parse_yaml, read_text
 
 MAX_PAD = 4  # rows/cols of zero padding per side an inserted pool may add
 
@@ -206,11 +204,7 @@ def load_maestro_scenario(path) -> Scenario:
 
 def _parse_file(path) -> tuple[Path, "_Block"]:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise WorkloadError(f"{path}: cannot read: {e.strerror}") from None
-    return path, _parse(path, text)
+    return path, _parse(path, read_text(path))
 
 
 def _load_scenario(path, stacklevel: int) -> Scenario:
@@ -577,10 +571,7 @@ def load_layer_table(path) -> Model:
     """A user's model as a layer table: CSV (header row of column names) or YAML
     `{name: ..., table: [{row}, ...]}`; see docs/layer_table_format.md."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise WorkloadError(f"{path}: cannot read: {e.strerror}") from None
+    text = read_text(path)  # one-line errors: not a file, unreadable, not UTF-8
     meta: dict = {}
     if path.suffix.lower() == ".csv":
         rows = list(csv.reader(text.splitlines()))
@@ -608,10 +599,7 @@ def load_layer_table(path) -> Model:
                           for h, c in zip(header, r)})
         meta["name"] = path.stem
     else:
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise WorkloadError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+        doc = parse_yaml(path, text)
         if not isinstance(doc, dict) or "table" not in doc:
             raise _err(path, "-", "table", "missing (a layer table is {name: ..., table: [...]})")
         for k in doc:
@@ -649,6 +637,8 @@ def _table_doc(path, meta: dict, table: list) -> dict:
         name = row.get("name")
         if name is None or str(name).strip() == "":
             raise _err(path, f"row {i}", "name", "missing")
+        if isinstance(name, (list, dict, bool)):
+            raise _err(path, f"row {i}", "name", f"must be a string, got {name!r}")
         name = str(name)
         spec: dict = {"name": name}
         for col, v in row.items():

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import csv
-import os
+import io
+import math
 from pathlib import Path
 
 import numpy as np
 
 from pipeorgan_jax.organization import render_png, segment_map
 from pipeorgan_jax.placement import GRAN_NAMES, ORGANIZATIONS, segments
+from pipeorgan_jax.runfiles import write_text_atomic
 
 COLUMNS = ("model", "lbl_latency_cycles", "chunked_latency_cycles", "flexible_latency_cycles",
            "lbl_energy_pj", "chunked_energy_pj", "flexible_energy_pj", "speedup_vs_chunked",
@@ -33,7 +35,8 @@ def rows(doc: dict) -> list[dict]:
             "energy_ratio_vs_chunked": v["energy_ratio_vs_chunked"],
             "chunked_coarse_latency_cycles": v["chunked_coarse"]["latency_cycles"],
             "speedup_vs_chunked_coarse": v["speedup_vs_chunked_coarse"],
-            "reference_latency_cycles": v.get("reference_latency_cycles", float("nan")),
+            # None where it does not apply (reference_check=false): empty in CSV, '-' in the table
+            "reference_latency_cycles": v.get("reference_latency_cycles"),
             "placements_scored": v["placements_scored"],
             "search_seconds": v["search_seconds"],
         })
@@ -41,13 +44,21 @@ def rows(doc: dict) -> list[dict]:
 
 
 def write_csv(doc: dict, path: Path) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        for r in rows(doc):
-            w.writerow(r)
-    os.replace(tmp, path)
+    """results.csv, rewritten atomically; a value that does not apply is an empty cell."""
+    f = io.StringIO()
+    w = csv.DictWriter(f, fieldnames=COLUMNS)
+    w.writeheader()
+    for r in rows(doc):
+        w.writerow({k: ("" if v is None or (isinstance(v, float) and not math.isfinite(v))
+                        else v) for k, v in r.items()})
+    write_text_atomic(path, f.getvalue())
+
+
+def _fmt(v, spec: str, width: int, scale: float = 1.0) -> str:
+    """A number, or '-' right-aligned where it does not apply."""
+    if v is None or not math.isfinite(v):
+        return f"{'-':>{width}s}"
+    return f"{v * scale:{width}{spec}}"
 
 
 def table(doc: dict) -> str:
@@ -58,14 +69,14 @@ def table(doc: dict) -> str:
              head, "-" * len(head)]
     for r in rows(doc):
         v = doc["models"][r["model"]]
-        diff = v.get("reference_latency_diff", float("nan"))
+        diff = v.get("reference_latency_diff")
         lines.append(
             f"{r['model']:24s} {r['lbl_latency_cycles'] / 1e6:9.4f} "
             f"{r['chunked_latency_cycles'] / 1e6:10.4f} {r['flexible_latency_cycles'] / 1e6:9.4f} "
             f"{r['lbl_energy_pj'] / 1e6:8.1f} {r['chunked_energy_pj'] / 1e6:8.1f} "
             f"{r['flexible_energy_pj'] / 1e6:8.1f} {r['speedup_vs_chunked']:7.3f} "
             f"{r['speedup_vs_layer_by_layer']:6.3f} {r['speedup_vs_chunked_coarse']:9.3f} "
-            f"{diff * 100:7.1f}% "
+            f"{_fmt(diff, '.1f', 7, 100)}{'%' if diff is not None else ' '} "
             f"{r['placements_scored']:8d} {r['search_seconds']:6.1f}")
     if "geomean_speedup_vs_chunked" in doc:
         lines.append("-" * len(head))

@@ -186,12 +186,16 @@ def space_size(prob) -> int:
     return c[L]
 
 
+class SpaceTooLarge(ValueError):
+    """The space is too large to enumerate (a user's choice of strategy, not a bug)."""
+
+
 def exhaustive(prob, batch_size: int = 1024, budget_s: float = 0.0, max_space: int = 2_000_000,
                name: str = "exhaustive"):
     """Score every placement of the space, in batches of batch_size (tiny problems only)."""
     n = space_size(prob)
     if n > max_space:
-        raise ValueError(f"exhaustive: space {prob.space.name!r} of {prob.n_layers} layers has "
+        raise SpaceTooLarge(f"exhaustive: space {prob.space.name!r} of {prob.n_layers} layers has "
                          f"{n} placements, more than max_space={max_space}; use dp or a "
                          f"stochastic strategy, or restrict the space")
     L, D = prob.n_layers, _allowed(prob)["depth"]

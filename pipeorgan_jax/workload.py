@@ -46,8 +46,48 @@ _INT_FIELDS = {"C", "K", "Y", "X", "R", "S", "stride", "stride_x", "groups", "M"
                "heads", "factor", "factor_x", "start"}
 
 
+# Limits that keep every output finite and exact enough in the batch model's float32 (max
+# 3.4e38; integers exact up to 2**24): a dimension is at most MAX_DIM, a tensor (activations or
+# weights) at most MAX_ELEMS elements, a model at most MAX_MACS MACs. With these, latency is
+# below ~1e16 cycles and energy below ~1e20 pJ on the shipped hardware configs, so EDP stays
+# far below float32's range; a cost that still overflows (extreme hardware values) fails its
+# model with one line, never a written inf. docs/workload_format.md, "Limits".
+MAX_DIM = 2 ** 24
+MAX_ELEMS = 2 ** 40
+MAX_MACS = 2 ** 50
+
+
 class WorkloadError(ValueError):
     """A workload file is malformed; the message is one line naming file, layer and field."""
+
+
+def read_text(path: Path) -> str:
+    """A workload file's text, or a one-line WorkloadError: missing, not a file, unreadable,
+    not UTF-8 text (a leading byte-order mark is dropped)."""
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_file():
+            raise WorkloadError(f"{path}: not a file")
+        data = path.read_bytes()
+    except OSError as e:
+        raise WorkloadError(f"{path}: cannot read: {e.strerror or e}") from None
+    if b"\0" in data:
+        raise WorkloadError(f"{path}: not a text file (contains NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise WorkloadError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} on line "
+                            f"{line}); save the file as UTF-8") from None
+
+
+def parse_yaml(path: Path, text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise WorkloadError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise WorkloadError(f"{path}: not valid YAML: nested too deeply") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +208,18 @@ def _int_field(path, lname, spec, key):
         raise _err(path, lname, key, f"must be an integer, got {v!r}")
     if v <= 0 and not (key == "start" and v == 0):
         raise _err(path, lname, key, f"must be positive, got {v}")
+    if v > MAX_DIM:
+        raise _err(path, lname, key, f"{v} exceeds the limit {MAX_DIM} (2**24)")
     return v
+
+
+def _check_size(path, lname, layer) -> None:
+    """Tensor and MAC limits (MAX_ELEMS, MAX_MACS): beyond them float32 costs overflow."""
+    for what, v, lim in (("output elements", layer.out_act_elems, MAX_ELEMS),
+                         ("weight elements", layer.weight_elems, MAX_ELEMS),
+                         ("MACs", layer.macs, MAX_MACS)):
+        if v > lim:
+            raise _err(path, lname, "-", f"{what} {v:.3g} exceed the limit {lim:.3g}")
 
 
 def build_model(doc: dict, path: str = "<memory>") -> Model:
@@ -178,9 +229,16 @@ def build_model(doc: dict, path: str = "<memory>") -> Model:
     for key in ("name", "inputs", "layers"):
         if key not in doc:
             raise WorkloadError(f"{path}: layer '-', field '{key}': missing")
+    if not _is_name(doc["name"]):
+        raise _err(path, "-", "name", f"must be a non-empty string, got {doc['name']!r}")
+    for key in ("description",):
+        if doc.get(key) is not None and not isinstance(doc[key], (str, int, float)):
+            raise _err(path, "-", key, f"must be text, got {doc[key]!r}")
+    if doc.get("source") is not None and not isinstance(doc["source"], dict):
+        raise _err(path, "-", "source", f"must be a mapping, got {doc['source']!r}")
     data_bytes = doc.get("data_bytes", 1)
-    if not isinstance(data_bytes, int) or data_bytes <= 0:
-        raise _err(path, "-", "data_bytes", f"must be a positive integer, got {data_bytes!r}")
+    if not isinstance(data_bytes, int) or isinstance(data_bytes, bool) or not 0 < data_bytes <= 16:
+        raise _err(path, "-", "data_bytes", f"must be an integer in 1..16, got {data_bytes!r}")
     shapes: dict[str, tuple[int, int, int]] = {}
     producer: dict[str, int] = {}
     input_names, input_shapes = [], []
@@ -190,11 +248,21 @@ def build_model(doc: dict, path: str = "<memory>") -> Model:
         name = inp.get("name") if isinstance(inp, dict) else None
         if not name:
             raise _err(path, f"inputs[{i}]", "name", "missing")
+        if not _is_name(name):
+            raise _err(path, f"inputs[{i}]", "name", f"must be a string, got {name!r}")
+        if name in shapes:
+            raise _err(path, name, "name", "duplicate input name")
         shp = inp.get("shape")
-        if not (isinstance(shp, list) and len(shp) == 3 and all(isinstance(v, int) for v in shp)):
+        if not (isinstance(shp, list) and len(shp) == 3
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in shp)):
             raise _err(path, name, "shape", f"must be [C, Y, X] integers, got {shp!r}")
         if min(shp) <= 0:
             raise _err(path, name, "shape", f"dimensions must be positive, got {shp}")
+        if max(shp) > MAX_DIM:
+            raise _err(path, name, "shape", f"{max(shp)} exceeds the limit {MAX_DIM} (2**24)")
+        if math.prod(shp) > MAX_ELEMS:
+            raise _err(path, name, "shape", f"{math.prod(shp):.3g} elements exceed the limit "
+                       f"{MAX_ELEMS:.3g}")
         shapes[name] = tuple(shp)
         producer[name] = -1 - i
         input_names.append(name)
@@ -208,8 +276,10 @@ def build_model(doc: dict, path: str = "<memory>") -> Model:
         if not isinstance(spec, dict):
             raise _err(path, f"layers[{i}]", "-", "each layer must be a mapping")
         n = spec.get("name")
-        if not n or not isinstance(n, str):
+        if n is None or n == "":
             raise _err(path, f"layers[{i}]", "name", "missing")
+        if not _is_name(n):
+            raise _err(path, f"layers[{i}]", "name", f"must be a string, got {n!r}")
         if n in all_names or n in shapes:
             raise _err(path, n, "name", "duplicate name")
         all_names[n] = i
@@ -228,7 +298,7 @@ def build_model(doc: dict, path: str = "<memory>") -> Model:
                 raise _err(path, lname, key, f"missing (required for op '{op}')")
         unknown = set(spec) - _COMMON - set(_REQUIRED[op]) - set(_OPTIONAL[op])
         if unknown:
-            raise _err(path, lname, sorted(unknown)[0], f"unknown field for op '{op}'")
+            raise _err(path, lname, sorted(map(str, unknown))[0], f"unknown field for op '{op}'")
         p = dict(_OPTIONAL[op])
         p.update({k: v for k, v in spec.items() if k not in _COMMON})
         for key in list(p):
@@ -256,6 +326,7 @@ def build_model(doc: dict, path: str = "<memory>") -> Model:
             raise _err(path, lname, "inferred", "must list a subset of the layer's inputs")
         in_shapes = tuple(shapes[s] for s in inputs)
         layer = _derive(path, lname, op, p, in_shapes, spec)
+        _check_size(path, lname, layer)
         layers.append(layer)
         shapes[lname] = layer.out_shape
         producer[lname] = i
@@ -264,11 +335,18 @@ def build_model(doc: dict, path: str = "<memory>") -> Model:
             c, y, x = shapes[src]
             edges.append(Edge(src=j, dst=i, elems=c * y * x, skip=(j != i - 1 if j >= 0 else i != 0),
                               inferred=src in inferred, operand=operand))
+    total = sum(l.macs for l in layers)
+    if total > MAX_MACS:
+        raise _err(path, "-", "-", f"the model's MACs {total:.3g} exceed the limit {MAX_MACS:.3g}")
     return Model(
         name=str(doc["name"]), path=path, description=str(doc.get("description", "")),
         source=dict(doc.get("source", {}) or {}), data_bytes=data_bytes,
         input_names=tuple(input_names), input_shapes=tuple(input_shapes),
         layers=tuple(layers), edges=tuple(edges))
+
+
+def _is_name(v: Any) -> bool:
+    return isinstance(v, str) and v != ""
 
 
 def _reaches(raw_layers, all_names, start: str, target: str) -> bool:
@@ -280,7 +358,8 @@ def _reaches(raw_layers, all_names, start: str, target: str) -> bool:
         if n in seen or n not in all_names:
             continue
         seen.add(n)
-        stack.extend(raw_layers[all_names[n]].get("inputs", []) or [])
+        ins = raw_layers[all_names[n]].get("inputs", []) or []
+        stack.extend(s for s in (ins if isinstance(ins, list) else []) if isinstance(s, str))
     return False
 
 
@@ -398,8 +477,20 @@ def _derive(path, lname, op, p, in_shapes, spec) -> Layer:
 
 def load_model(path_or_name: str | Path, onnx_unsupported: str = "error") -> Model:
     """Load a model by built-in name (`GE_FBNet_C`) or by path (.yaml, .csv layer table, .m,
-    .onnx; `onnx_unsupported` is what an ONNX op without a mapping does: error | passthrough)."""
+    .onnx; `onnx_unsupported` is what an ONNX op without a mapping does: error | passthrough).
+    Any problem with the file is a one-line WorkloadError."""
     path = resolve_model_path(path_or_name)
+    try:
+        return _load(path, onnx_unsupported)
+    except WorkloadError:
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError) as e:
+        # a slip of the checks is still one line naming the file, never a traceback
+        raise WorkloadError(f"{path}: malformed workload ({type(e).__name__}: "
+                            f"{' '.join(str(e).split())})") from None
+
+
+def _load(path: Path, onnx_unsupported: str = "error") -> Model:
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         from pipeorgan_jax import onnx_import
@@ -413,18 +504,15 @@ def load_model(path_or_name: str | Path, onnx_unsupported: str = "error") -> Mod
         if len(models) != 1:
             raise WorkloadError(f"{path}: holds {len(models)} networks; load it as a scenario")
         return models[0]
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise WorkloadError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    doc = parse_yaml(path, read_text(path))
     return build_model(doc, str(path))
 
 
 def _is_layer_table_yaml(path: Path) -> bool:
     try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        return False
+        doc = yaml.safe_load(read_text(path))
+    except (yaml.YAMLError, WorkloadError, RecursionError):
+        return False  # load_model reports it
     return isinstance(doc, dict) and "table" in doc and "layers" not in doc
 
 

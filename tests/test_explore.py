@@ -53,9 +53,11 @@ def test_infeasible_model_is_one_line_and_others_run(tmp_path):
     r = _run(["+workload=custom", "workload.models=[GE_FBNet_C,KD_res8_narrow]",
               "hardware=small", "hardware.pe_sram_bytes=256", "progress=false",
               "plots=false", "reference_check=false", f"hydra.run.dir={tmp_path}"], tmp_path)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # a failed model makes the run fail ...
     errs = [l for l in r.stderr.splitlines() if l.startswith("error:")]
-    assert len(errs) == 1 and "GE_FBNet_C" in errs[0] and "PE SRAM" in errs[0]
+    assert len(errs) == 2 and "GE_FBNet_C" in errs[0] and "PE SRAM" in errs[0]
+    # ... with a one-line summary of which failed and why
+    assert errs[1].startswith("error: 1 of 2 models failed") and "GE_FBNet_C" in errs[1]
     assert "Traceback" not in r.stderr
     doc = json.loads((tmp_path / "results.json").read_text())
     assert "KD_res8_narrow" in doc["models"] and "GE_FBNet_C" in doc["errors"]
