@@ -20,7 +20,7 @@ import numpy as np
 
 from pipeorgan_jax.cost import Scorer
 from pipeorgan_jax.hardware import load_hardware
-from pipeorgan_jax.placement import GRAN_ROWS, PARTITIONS, Placement
+from pipeorgan_jax.placement import GRAN_ROWS, layer_by_layer_grid
 from pipeorgan_jax.workload import MODELS_DIR, load_model
 
 
@@ -48,11 +48,7 @@ def layer_bounds(model, hw) -> np.ndarray:
 def check(name: str, hw) -> tuple[int, int, int]:
     m = load_model(name)
     L = len(m.layers)
-    rows = [(g, q) for g in range(len(GRAN_ROWS)) for q in range(len(PARTITIONS))]
-    p = Placement(seg_end=np.ones((len(rows), L), bool),
-                  gran=np.array([[g] * L for g, _ in rows], np.int32),
-                  org=np.zeros((len(rows), L), np.int32), share=np.ones((len(rows), L), np.int32),
-                  part=np.array([[q] * L for _, q in rows], np.int32))
+    p, rows = layer_by_layer_grid(L)
     c = Scorer(m, hw, max_depth=1)(p)
     # the network's first segment carries no spill; seg_latency of layer l is its segment's
     seg = c["seg_latency"].astype(np.float64)  # [rows, L]

@@ -68,6 +68,17 @@ def layer_by_layer(n_layers: int, gran: int = 6, part: Optional[np.ndarray] = No
         part=np.zeros(n_layers, np.int32) if part is None else np.asarray(part, np.int32))
 
 
+def layer_by_layer_grid(n_layers: int) -> tuple[Placement, list[tuple[int, int]]]:
+    """Layer-by-layer placements, one per (granularity, partition): row k applies `rows[k]` to
+    every layer (an intra-layer sweep of every layer at once)."""
+    rows = [(g, q) for g in range(len(GRAN_ROWS)) for q in range(len(PARTITIONS))]
+    full = lambda v: np.repeat(np.asarray(v, np.int32)[:, None], n_layers, 1)
+    p = Placement(seg_end=np.ones((len(rows), n_layers), bool), gran=full([g for g, _ in rows]),
+                  org=full([0] * len(rows)), share=full([1] * len(rows)),
+                  part=full([q for _, q in rows]))
+    return p, rows
+
+
 def sample(rng: np.random.Generator, n_layers: int, batch: int, max_depth: int = 8,
            orgs=(0, 1, 2, 3), grans=tuple(range(len(GRAN_ROWS))),
            parts=(0, 1, 2, 3), max_units: Optional[int] = None,

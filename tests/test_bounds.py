@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from pipeorgan_jax import reference
 from pipeorgan_jax.cost import Scorer
 from pipeorgan_jax.hardware import load_hardware
-from pipeorgan_jax.placement import sample
+from pipeorgan_jax.placement import layer_by_layer_grid, sample
 from pipeorgan_jax.workload import MODELS_DIR, build_model, load_model
 
 REL = 1e-4  # float32 accumulation in the batch model
@@ -65,13 +65,7 @@ def test_layer_by_layer_every_tile_and_partition_holds_bounds():
     of GE_FBNet_C, per segment, against that segment's own compute/GLB/DRAM traffic."""
     m = load_model("GE_FBNet_C")
     hw = load_hardware("xrbench_4k")
-    L = len(m.layers)
-    from pipeorgan_jax.placement import Placement, GRAN_ROWS, PARTITIONS
-    rows = [(g, q) for g in range(len(GRAN_ROWS)) for q in range(len(PARTITIONS))]
-    p = Placement(seg_end=np.ones((len(rows), L), bool),
-                  gran=np.array([[g] * L for g, _ in rows], np.int32),
-                  org=np.zeros((len(rows), L), np.int32), share=np.ones((len(rows), L), np.int32),
-                  part=np.array([[q] * L for _, q in rows], np.int32))
+    p, _ = layer_by_layer_grid(len(m.layers))
     c = Scorer(m, hw, max_depth=6)(p)
     seg = c["seg_latency"].astype(np.float64)  # = the layer's segment (depth 1)
     for i, l in enumerate(m.layers):
