@@ -1,6 +1,7 @@
 """The main job: per model, baselines vs searched placements, table, results files, plots."""
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -10,15 +11,18 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeorgan_jax import reference
+from pipeorgan_jax import placement_io, reference
 from pipeorgan_jax.app import write_json_atomic
+from pipeorgan_jax.config import to_dict
 from pipeorgan_jax.cost import Scorer
+from pipeorgan_jax.counting import Tally
 from pipeorgan_jax.hardware import Hardware
 from pipeorgan_jax.placement import decode, segments
 from pipeorgan_jax.search import Problem, baseline_spaces, run_strategy
 from pipeorgan_jax.workload import Model
 
 BASELINES = ("layer_by_layer", "chunked", "flexible")
+log = logging.getLogger(__name__)
 
 
 class NoFeasiblePlacement(RuntimeError):
@@ -47,19 +51,23 @@ def binding_constraint(model: Model, hw: Hardware) -> str:
             f"1-row tiles on all {P} PEs (PE SRAM is {hw.pe_sram_bytes:,} bytes)")
 
 
-def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path | None) -> dict:
+def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path | None,
+                  devices=None, placements_dir: Path | None = None) -> dict:
     objective = cfg.objective.value if hasattr(cfg.objective, "value") else str(cfg.objective)
     s = cfg.search
-    scorer = Scorer(model, hw, max_depth=s.max_depth)
+    scorer = Scorer(model, hw, max_depth=s.max_depth, devices=devices)
     spaces = baseline_spaces(s.max_depth)
     out: dict = {}
     seeds = []
     results = {}
+    tally = Tally()  # shared: a seed handed from one space to the next counts once
     t_model = time.perf_counter()
     for name in BASELINES:
-        prob = Problem(scorer, objective, spaces[name], seed=cfg.seed)
+        prob = Problem(scorer, objective, spaces[name], seed=cfg.seed, tally=tally)
         strategy = getattr(s.strategy, "value", s.strategy) if name == "flexible" else "dp"
-        res = run_strategy(strategy, prob, s, seed_placements=seeds)
+        with _search_bar(f"{model.name} {name}", cfg.progress) as bar:
+            prob.on_step = bar
+            res = run_strategy(strategy, prob, s, seed_placements=seeds)
         if name != "layer_by_layer" and results:
             prev = results[BASELINES[BASELINES.index(name) - 1]]
             # The spaces nest, so the previous space's best is a candidate here too.
@@ -82,7 +90,11 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
                                          for k in ("mac", "pe_sram", "noc", "glb", "dram")},
                  "segments": len(segments(res.best.seg_end)),
                  "placements_scored": res.placements_scored,
-                 "search_seconds": res.seconds}
+                 "rows_scored": res.rows_scored,
+                 "segment_evaluations": res.segment_evaluations,
+                 "distinct_segments": res.distinct_segments,
+                 "search_seconds": res.seconds,
+                 "compile_seconds": res.compile_seconds}
         if name == "flexible":
             entry["placement"] = decode(res.best, names, hw.n_units)
         out[name] = entry
@@ -90,8 +102,12 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
     out["speedup_vs_chunked"] = ch["latency_cycles"] / fl["latency_cycles"]
     out["speedup_vs_layer_by_layer"] = lb["latency_cycles"] / fl["latency_cycles"]
     out["energy_ratio_vs_chunked"] = fl["energy_pj"] / ch["energy_pj"]
-    out["placements_scored"] = sum(r.placements_scored for r in results.values())
+    out["placements_scored"] = tally.placements
+    out["rows_scored"] = tally.rows
+    out["segment_evaluations"] = tally.segment_evaluations
+    out["distinct_segments"] = tally.distinct_segments
     out["search_seconds"] = sum(r.seconds for r in results.values())
+    out["compile_seconds"] = sum(r.compile_seconds for r in results.values())
     out["strategy"] = getattr(s.strategy, "value", s.strategy)
     out["history"] = {k: [list(h) for h in r.history] for k, r in results.items()}
     if cfg.reference_check:
@@ -100,6 +116,11 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
         out["reference_energy_pj"] = float(ref["energy_pj"])
         out["reference_latency_diff"] = ref["latency_cycles"] / fl["latency_cycles"] - 1.0
     out["wall_seconds"] = time.perf_counter() - t_model
+    if placements_dir is not None:
+        placement_io.save(placements_dir / f"{model.name}.json", placement_io.to_doc(
+            model, {k: r.best for k, r in results.items()}, {k: r.cost for k, r in results.items()},
+            to_dict(cfg.hardware), hw.n_units, objective=objective, strategy=out["strategy"],
+            seed=cfg.seed))
     if plots_dir is not None:
         from pipeorgan_jax import report
         report.segment_map_png(model, hw, results["flexible"].best,
@@ -107,16 +128,22 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
     return out
 
 
-def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path) -> int:
+def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path, devices=None,
+            cache: str | None = None) -> tuple[int, float | None]:
+    """Run the main job; returns (exit code, the run's objective: the geometric mean over the
+    models of the flexible placement's objective, inf if a model found no feasible one)."""
     from pipeorgan_jax import report
+    from pipeorgan_jax.app import hydra_overrides
     objective = cfg.objective.value if hasattr(cfg.objective, "value") else str(cfg.objective)
     out.mkdir(parents=True, exist_ok=True)
     plots_dir = out / "plots" if cfg.plots else None
     if plots_dir:
         plots_dir.mkdir(exist_ok=True)
     doc = {"hardware": hw.name, "search": getattr(cfg.search.strategy, "value", cfg.search.strategy),
-           "objective": objective,
-           "workload": cfg.workload.name, "models": {}, "errors": {}}
+           "objective": objective, "seed": cfg.seed,
+           "workload": cfg.workload.name, "config": to_dict(cfg), "overrides": hydra_overrides(),
+           "devices": [str(d) for d in (devices or [])], "compilation_cache": cache,
+           "models": {}, "errors": {}}
     failed = 0
     t0 = time.perf_counter()
     bar = _progress(models, cfg.progress)
@@ -124,28 +151,31 @@ def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path) -> in
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(m.name)
         try:
-            doc["models"][m.name] = explore_model(m, hw, cfg, plots_dir)
+            doc["models"][m.name] = explore_model(m, hw, cfg, plots_dir, devices, out / "placements")
         except NoFeasiblePlacement as e:
-            print(f"error: {e}", file=sys.stderr)
+            log.error(f"error: {e}")
             doc["errors"][m.name] = str(e)
             failed += 1
         except Exception as e:  # one model failing must not lose the others' results
-            print(f"error: {m.name}: {type(e).__name__}: {e}", file=sys.stderr)
-            traceback.print_exc(limit=3, file=sys.stderr)
+            log.error(f"error: {m.name}: {type(e).__name__}: {e}\n"
+                      + "".join(traceback.format_exc(limit=3)))
             doc["errors"][m.name] = f"{type(e).__name__}: {e}"
             failed += 1
         _finish(doc)
         write_json_atomic(out / "results.json", doc)
     doc["wall_seconds"] = time.perf_counter() - t0
+    key = {"latency": "latency_cycles", "energy": "energy_pj", "edp": "edp"}[objective]
+    vals = [v["flexible"][key] for v in doc["models"].values()]
+    value = float("inf") if failed or not vals else float(np.exp(np.mean(np.log(vals))))
+    doc["objective_value"] = value
     write_json_atomic(out / "results.json", doc)
     report.write_csv(doc, out / "results.csv")
-    print()
-    print(report.table(doc))
+    log.info("\n" + report.table(doc))
     if plots_dir and doc["models"]:
         report.plots(doc, plots_dir)
-    print(f"\nresults: {out / 'results.json'}, {out / 'results.csv'}"
-          + (f", plots in {plots_dir}" if plots_dir else ""))
-    return 1 if failed and not doc["models"] else 0
+    log.info(f"\nresults: {out / 'results.json'}, {out / 'results.csv'}, best placements in "
+             f"{out / 'placements'}" + (f", plots in {plots_dir}" if plots_dir else ""))
+    return (1 if failed and not doc["models"] else 0), value
 
 
 def _finish(doc: dict) -> None:
@@ -154,6 +184,30 @@ def _finish(doc: dict) -> None:
     if sp:
         doc["geomean_speedup_vs_chunked"] = float(np.exp(np.mean(np.log(sp))))
         doc["geomean_speedup_vs_layer_by_layer"] = float(np.exp(np.mean(np.log(sl))))
+
+
+class _search_bar:
+    """A progress bar over one search's scored batches (dp tilings, stochastic iterations),
+    with the best objective so far; a no-op when progress is off."""
+
+    def __init__(self, desc: str, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+            self.bar = tqdm(desc=desc, unit="batch", leave=False, file=sys.stderr, position=1)
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, prob) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(best=f"{prob.best_value:.4g}", placements=prob.scored,
+                                 refresh=False)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _progress(items, enabled: bool):
