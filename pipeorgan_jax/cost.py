@@ -573,13 +573,18 @@ class Scorer:
         from pipeorgan_jax.devices import batch_mesh
         self.model, self.hw = model, hw
         self.devices = list(devices) if devices else jax.devices()
-        self.batch_sharding, replicated = batch_mesh(self.devices)
-        self.ma = jax.device_put(model_arrays(model), replicated)
+        self.ma = jax.device_put(model_arrays(model), batch_mesh(self.devices)[1])
         self.ha = hw_arrays(hw, max_depth)
-        self.compile_seconds = 0.0
-        self._compiled: dict = {}
 
     MIN_BATCH = 128  # small batches are padded so that they reuse one compiled shape
+    # Class-level defaults, so that a Scorer assembled field by field (tests swap `ha`) works.
+    devices = None  # None: every device of JAX's default backend
+    compile_seconds = 0.0
+
+    @functools.cached_property
+    def batch_sharding(self):
+        from pipeorgan_jax.devices import batch_mesh
+        return batch_mesh(self.devices or jax.devices())[0]
 
     def score_on_devices(self, p: Placement) -> tuple[Cost, int]:
         """(Cost as sharded device arrays, padded rows included; number of real rows)."""
@@ -587,16 +592,17 @@ class Scorer:
         if p.seg_end.ndim == 1:
             p = Placement(*(f[None] for f in p.fields()))
         B = p.seg_end.shape[0]
-        n_dev = len(self.devices)
+        n_dev = len(self.batch_sharding.mesh.devices)
         padded = -(-max(B, self.MIN_BATCH) // n_dev) * n_dev  # every device gets equal rows
         if padded > B:
             pad = padded - B
             p = Placement(*(np.concatenate([f, np.repeat(f[:1], pad, 0)]) for f in p.fields()))
         p = jax.device_put(p, self.batch_sharding)
-        fn = self._compiled.get(padded)
+        compiled = self.__dict__.setdefault("_compiled", {})
+        fn = compiled.get(padded)
         if fn is None:
             t0 = time.perf_counter()
-            fn = self._compiled[padded] = score_batch.lower(self.ma, self.ha, p).compile()
+            fn = compiled[padded] = score_batch.lower(self.ma, self.ha, p).compile()
             self.compile_seconds += time.perf_counter() - t0
         return fn(self.ma, self.ha, p), B
 
