@@ -65,7 +65,8 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
     for name in BASELINES:
         prob = Problem(scorer, objective, spaces[name], seed=cfg.seed, tally=tally)
         strategy = getattr(s.strategy, "value", s.strategy) if name == "flexible" else "dp"
-        with _search_bar(f"{model.name} {name}", cfg.progress) as bar:
+        with _search_bar(f"{model.name} {name}", cfg.progress,
+                         _expected_batches(strategy, s, spaces[name], hw.n_units)) as bar:
             prob.on_step = bar
             res = run_strategy(strategy, prob, s, seed_placements=seeds)
         if name != "layer_by_layer" and results:
@@ -186,15 +187,27 @@ def _finish(doc: dict) -> None:
         doc["geomean_speedup_vs_layer_by_layer"] = float(np.exp(np.mean(np.log(sl))))
 
 
+def _expected_batches(strategy: str, s, space, n_units: int) -> int | None:
+    """About how many batches a search scores (the progress bar's length): dp scores one per
+    depth and offset per round, a stochastic strategy one per iteration."""
+    if strategy == "dp":
+        D = max(1, min(space.max_depth, n_units))
+        return max(1, s.dp_rounds) * D * (D + 1) // 2
+    if strategy in ("random", "evolutionary", "annealing", "gradient"):
+        return s.iterations
+    return None
+
+
 class _search_bar:
     """A progress bar over one search's scored batches (dp tilings, stochastic iterations),
     with the best objective so far; a no-op when progress is off."""
 
-    def __init__(self, desc: str, enabled: bool):
+    def __init__(self, desc: str, enabled: bool, total: int | None = None):
         self.bar = None
         if enabled:
             from tqdm import tqdm
-            self.bar = tqdm(desc=desc, unit="batch", leave=False, file=sys.stderr, position=1)
+            self.bar = tqdm(desc=desc, total=total, unit="batch", leave=False, file=sys.stderr,
+                            position=1)
 
     def __enter__(self):
         return self
