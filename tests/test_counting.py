@@ -28,15 +28,16 @@ def scorer():
 
 
 def test_dp_segment_counts_by_hand(scorer):
-    # TINY_SPACE: 2 grans x 2 orgs x 2 parts = 8 depth-1 choices (share does not matter alone),
-    # 8 x 2^2 shares... = 64 depth-2 choices; both <= 256, so dp enumerates them, once.
+    # TINY_SPACE: 2 grans x 2 orgs x 2 parts = 8 depth-1 choices (a lone layer's share does
+    # not matter), 2 x 2 x (2 parts x 2 shares)^2 = 64 depth-2 choices; both <= 256, so dp
+    # enumerates them, in round 0 only.
     r = dp(Problem(scorer, "latency", TINY_SPACE), batch_size=256, rounds=2)
     # depth 1: 4 segments x 8 rows; depth 2, offset 0: (0,1),(2,3) x 64; offset 1: (0,0),(1,2),(3,3) x 64
     assert r.segment_evaluations == 4 * 8 + 2 * 64 + 3 * 64
     # distinct: 4 layers x 8 depth-1 choices, 3 layer pairs x 64 depth-2 choices
     assert r.distinct_segments == 4 * 8 + 3 * 64
-    # whole placements: the 8 + 64 + 64 rows, minus repeats (offset 1's rows 0.. repeat
-    # depth-1 choices only at their ends), plus the DP's own pick if new; never padded to 128
+    # whole placements: the 8 + 64 + 64 enumerated rows (three tilings: all distinct), plus
+    # the DP's pick if it is new; never the 3 x 128 rows the padded batches held
     assert r.placements_scored <= r.rows_scored == 8 + 64 + 64 + 1
     assert r.placements_scored >= 8 + 64 + 64
 
