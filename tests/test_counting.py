@@ -94,3 +94,14 @@ def test_compile_time_is_apart_from_search_time(chain8):
     assert again.compile_seconds == 0  # same shape: nothing compiled
     # the history's clock is search time: it never includes the compilation
     assert first.history[-1][1] <= first.seconds + 1e-9 and first.history[-1][1] < wall - first.compile_seconds + 0.3
+
+
+def test_gradient_step_compilation_is_compile_time(scorer):
+    from pipeorgan_jax import strategies
+    from test_search import cfg
+    strategies._STEP_EXECUTABLES.clear()
+    space = baseline_spaces(3)["flexible"]
+    r = strategies.run("gradient", Problem(scorer, "latency", space), cfg(iterations=2))
+    assert r.compile_seconds > 0  # the optimizer step, compiled for this run's shapes
+    again = strategies.run("gradient", Problem(scorer, "latency", space), cfg(iterations=2))
+    assert again.compile_seconds == 0 and again.history[-1][2] == r.history[-1][2]
