@@ -64,6 +64,29 @@ def main() -> None:
             rate = B / min(dts)
             best = max(best, rate)
             print(f"{B:8d} {rate:14,.0f} {flops:15,.0f} {rate * flops / 1e9:9.2f} {t_compile:9.1f}")
+    if len(jax.devices()) > 1:
+        # the whole batch split over every device (what the search does): host arrays in,
+        # the transfer to the devices included in the time
+        print(f"all {len(jax.devices())} devices, batch sharded:")
+        sc = Scorer(model, hw, max_depth=args.max_depth)
+        for k in range(args.min_log2, args.max_log2 + 1):
+            B = 1 << k
+            p = sample(np.random.default_rng(k), L, B, max_depth=args.max_depth)
+            try:
+                t0 = time.perf_counter()
+                jax.block_until_ready(sc.score_on_devices(p)[0])
+                t_first = time.perf_counter() - t0
+                dts = []
+                for _ in range(args.repeats):
+                    t0 = time.perf_counter()
+                    jax.block_until_ready(sc.score_on_devices(p)[0])
+                    dts.append(time.perf_counter() - t0)
+            except Exception as e:
+                print(f"{B:8d} stopped: {type(e).__name__}: {str(e).splitlines()[0][:80]}")
+                break
+            rate = B / min(dts)
+            best = max(best, rate)
+            print(f"{B:8d} {rate:14,.0f} {'':15s} {'':9s} {t_first:9.1f}")
     # the exact reference, same process
     p = sample(np.random.default_rng(0), L, args.reference_placements, max_depth=args.max_depth)
     t0 = time.perf_counter()

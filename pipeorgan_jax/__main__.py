@@ -1,7 +1,13 @@
-"""`python -m pipeorgan_jax +workload=<name> [task=describe|explore] [hardware=...] [search=...]`"""
+"""pipeorgan_jax: which layers of a DNN to pipeline on a PE-array accelerator, with what tile
+size and where on the array; baselines vs searched placements, scored by a JAX batch cost model.
+
+`python -m pipeorgan_jax +workload=<name> [task=explore|describe|collect|score] [hardware=...]
+[search=...]`
+"""
 from __future__ import annotations
 
 import sys
+from typing import Optional
 
 import hydra
 from omegaconf import DictConfig
@@ -13,17 +19,19 @@ register()
 
 
 @hydra.main(config_path=str(conf_dir()), config_name="config", version_base=None)
-def _hydra_main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> Optional[float]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     from pipeorgan_jax.app import run
-    code = run(cfg)
-    if code:
+    out = run(cfg)
+    if out.code:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             # an exception marks this job failed and lets the sweep run the others
-            raise RuntimeError(f"job failed (exit code {code}); see its log above")
-        sys.exit(code)
+            raise RuntimeError(f"job failed (exit code {out.code}); see its log above")
+        sys.exit(out.code)
+    # the run's objective: what a sweeper (hydra/sweeper=optuna) minimizes
+    return out.value
 
 
 def main() -> None:

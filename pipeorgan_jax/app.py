@@ -1,10 +1,11 @@
 """The tasks behind the command line: plain Python around the jitted model."""
 from __future__ import annotations
 
+import logging
 import math
 import os
-import sys
 from pathlib import Path
+from typing import NamedTuple, Optional
 
 from omegaconf import DictConfig
 
@@ -17,6 +18,7 @@ from pipeorgan_jax.workload import WorkloadError, load_model, summarize
 # Exit codes: 0 all models done, 1 bad input or a model failed, 2 usage (no workload),
 # 75 run folder busy (EX_TEMPFAIL: try again), 128 + signal when interrupted.
 EXIT_BUSY = 75
+log = logging.getLogger(__name__)
 
 
 def available_workloads() -> list[str]:
@@ -31,16 +33,53 @@ def run_dir() -> Path:
         return Path(os.getcwd())
 
 
-def run(cfg: DictConfig) -> int:
-    import logging
+class Outcome(NamedTuple):
+    """A task's exit code and, for explore and score, the run's objective value (what a Hydra
+    sweeper such as Optuna minimizes)."""
+    code: int
+    value: Optional[float] = None
+
+
+def _value(x):
+    return x.value if hasattr(x, "value") else str(x)
+
+
+def compilation_cache_dir(cfg: DictConfig) -> Optional[str]:
+    """The persistent compilation cache folder, or None when the cache is off."""
+    if not cfg.get("compilation_cache", True):
+        return None
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pipeorgan_jax" / "xla"
+    return str(cfg.get("compilation_cache_dir") or os.environ.get("JAX_COMPILATION_CACHE_DIR")
+               or default)
+
+
+def setup_compilation_cache(folder: Optional[str]) -> None:
+    import jax
+    if folder is None:
+        jax.config.update("jax_enable_compilation_cache", False)
+        return
+    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_compilation_cache_dir", folder)
+    # every compiled shape, however quick: a sweep compiles many small ones
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def run(cfg: DictConfig) -> Outcome:
     for noisy in ("jax", "jax._src.xla_bridge", "matplotlib", "absl"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    task = _value(cfg.task)
+    if task == "collect":
+        from pipeorgan_jax.collect import collect
+        return Outcome(collect(cfg))
+    cache = compilation_cache_dir(cfg)
+    setup_compilation_cache(cache)
+    if task == "score":
+        from pipeorgan_jax.rescore import score_file
+        return Outcome(*score_file(cfg, run_dir()))
     if cfg.get("workload") is None:
-        print("error: no workload given. Add one with +workload=<name>; available:",
-              file=sys.stderr)
-        for w in available_workloads():
-            print(f"  {w}", file=sys.stderr)
-        return 2
+        log.error("error: no workload given. Add one with +workload=<name>; available:\n"
+                  + "\n".join(f"  {w}" for w in available_workloads()))
+        return Outcome(2)
     try:
         check_config(cfg)  # every numeric value against its range, before any work
         hw = Hardware.from_config(cfg.hardware)
@@ -48,24 +87,29 @@ def run(cfg: DictConfig) -> int:
                   for m in cfg.workload.models]
         _check_unique_names(models)
     except (WorkloadError, HardwareError, ConfigError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    task = cfg.task.value if hasattr(cfg.task, "value") else str(cfg.task)
+        log.error(f"error: {e}")
+        return Outcome(1)
     out = run_dir()
     try:
         lock = RunLock(out).acquire()  # one writer per run folder
     except RunFolderBusy as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BUSY
+        log.error(f"error: {e}")
+        return Outcome(EXIT_BUSY)
     try:
         if task == "describe":
-            return describe(models, out)
+            return Outcome(describe(models, out))
         if task == "import":
-            return write_workloads(models, out)
+            return Outcome(write_workloads(models, out))
+        from pipeorgan_jax.devices import DeviceError, select_devices
+        try:
+            devices = select_devices(_value(cfg.device))
+        except DeviceError as e:
+            log.error(f"error: {e}")
+            return Outcome(1)
         from pipeorgan_jax import interrupt
         with interrupt.deferred():  # jax's import must not be unwound halfway
             from pipeorgan_jax.explore import explore
-        return explore(cfg, hw, models, out)
+        return Outcome(*explore(cfg, hw, models, out, devices=devices, cache=cache))
     finally:
         lock.release()
 
@@ -86,22 +130,30 @@ def write_workloads(models, out: Path) -> int:
     from pipeorgan_jax import workload_yaml
     out.mkdir(parents=True, exist_ok=True)
     for m in models:
-        print(f"wrote {workload_yaml.write(m, out / f'{m.name}.yaml')}")
+        log.info(f"wrote {workload_yaml.write(m, out / f'{m.name}.yaml')}")
     return 0
 
 
+def hydra_overrides() -> list[str]:
+    """The command-line overrides of this job (a sweep's swept values included)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        return list(HydraConfig.get().overrides.task)
+    except Exception:  # outside a Hydra run
+        return []
+
+
 def describe(models, out: Path) -> int:
-    rows = []
+    rows, lines = [], []
     head = (f"{'model':24s} {'layers':>6s} {'edges':>6s} {'skip':>5s} {'GMACs':>8s} "
             f"{'weight MB':>9s} {'act MB':>8s} {'A/W min':>9s} {'median':>9s} {'max':>9s}")
-    print(head)
-    print("-" * len(head))
+    lines += [head, "-" * len(head)]
     doc = {"models": {}}
     for m in models:
         s = summarize(m)
-        print(f"{m.name:24s} {s['layers']:6d} {s['edges']:6d} {s['skip_edges']:5d} "
-              f"{s['macs'] / 1e9:8.3f} {s['weight_mb']:9.3f} {s['act_mb']:8.3f} "
-              f"{_g(s['aw_min']):>9s} {_g(s['aw_median']):>9s} {_g(s['aw_max']):>9s}")
+        lines.append(f"{m.name:24s} {s['layers']:6d} {s['edges']:6d} {s['skip_edges']:5d} "
+                     f"{s['macs'] / 1e9:8.3f} {s['weight_mb']:9.3f} {s['act_mb']:8.3f} "
+                     f"{_g(s['aw_min']):>9s} {_g(s['aw_median']):>9s} {_g(s['aw_max']):>9s}")
         # A/W does not apply to a model without weights: null in JSON, '-' in the table
         na = lambda v: v if math.isfinite(v) else None
         doc["models"][m.name] = {
@@ -113,7 +165,8 @@ def describe(models, out: Path) -> int:
         rows.append(s)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "workloads.json", doc)
-    print(f"\nwrote {out / 'workloads.json'}")
+    log.info("\n".join(lines))
+    log.info(f"\nwrote {out / 'workloads.json'}")
     return 0
 
 

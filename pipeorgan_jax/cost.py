@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from typing import NamedTuple
 
 import jax
@@ -631,22 +632,50 @@ def score_batch(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
 
 
 class Scorer:
-    """Convenience wrapper: a model on a hardware, scoring NumPy placement batches."""
+    """Convenience wrapper: a model on a hardware, scoring NumPy placement batches.
 
-    def __init__(self, model: Model, hw: Hardware, max_depth: int = 16):
+    Each batch shape is compiled once, ahead of time, so that compilation (or a load from the
+    persistent compilation cache) is timed apart from scoring: `compile_seconds` accumulates
+    it. The batch is split over `devices` (default: all of JAX's default backend) along a 1-D
+    mesh; the model and hardware tables are replicated."""
+
+    def __init__(self, model: Model, hw: Hardware, max_depth: int = 16, devices=None):
+        from pipeorgan_jax.devices import batch_mesh
         self.model, self.hw = model, hw
-        self.ma = jax.device_put(model_arrays(model))
+        self.devices = list(devices) if devices else jax.devices()
+        self.ma = jax.device_put(model_arrays(model), batch_mesh(self.devices)[1])
         self.ha = hw_arrays(hw, max_depth)
 
     MIN_BATCH = 128  # small batches are padded so that they reuse one compiled shape
+    # Class-level defaults, so that a Scorer assembled field by field (tests swap `ha`) works.
+    devices = None  # None: every device of JAX's default backend
+    compile_seconds = 0.0
 
-    def __call__(self, p: Placement) -> dict[str, np.ndarray]:
+    @functools.cached_property
+    def batch_sharding(self):
+        from pipeorgan_jax.devices import batch_mesh
+        return batch_mesh(self.devices or jax.devices())[0]
+
+    def score_on_devices(self, p: Placement) -> tuple[Cost, int]:
+        """(Cost as sharded device arrays, padded rows included; number of real rows)."""
         p = p.numpy()
         if p.seg_end.ndim == 1:
             p = Placement(*(f[None] for f in p.fields()))
         B = p.seg_end.shape[0]
-        if B < self.MIN_BATCH:
-            pad = self.MIN_BATCH - B
+        n_dev = len(self.batch_sharding.mesh.devices)
+        padded = -(-max(B, self.MIN_BATCH) // n_dev) * n_dev  # every device gets equal rows
+        if padded > B:
+            pad = padded - B
             p = Placement(*(np.concatenate([f, np.repeat(f[:1], pad, 0)]) for f in p.fields()))
-        c = score_batch(self.ma, self.ha, p)
+        p = jax.device_put(p, self.batch_sharding)
+        compiled = self.__dict__.setdefault("_compiled", {})
+        fn = compiled.get(padded)
+        if fn is None:
+            t0 = time.perf_counter()
+            fn = compiled[padded] = score_batch.lower(self.ma, self.ha, p).compile()
+            self.compile_seconds += time.perf_counter() - t0
+        return fn(self.ma, self.ha, p), B
+
+    def __call__(self, p: Placement) -> dict[str, np.ndarray]:
+        c, B = self.score_on_devices(p)
         return {k: np.asarray(v)[:B] for k, v in c._asdict().items()}

@@ -1,6 +1,7 @@
 """The main job: per model, baselines vs searched placements, table, results files, plots."""
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -10,8 +11,10 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeorgan_jax import reference
+from pipeorgan_jax import placement_io, reference
+from pipeorgan_jax.config import to_dict
 from pipeorgan_jax.cost import Scorer
+from pipeorgan_jax.counting import Tally
 from pipeorgan_jax.interrupt import Interrupted, pending
 from pipeorgan_jax.runfiles import safe_filename, write_json_atomic
 from pipeorgan_jax.hardware import Hardware
@@ -24,6 +27,7 @@ BASELINES = ("layer_by_layer", "chunked", "flexible")
 # prior-work-like chunked pipelining (blocked chunks, 16-row/32-row/whole tiles, no reduction
 # split): an extra column, labelled as such, never the headline (DESIGN.md section 7)
 EXTRA = ("chunked_coarse",)
+log = logging.getLogger(__name__)
 
 
 class NoFeasiblePlacement(RuntimeError):
@@ -69,19 +73,25 @@ def binding_constraint(model: Model, hw: Hardware) -> str:
             f"1-row tiles on all {P} PEs (PE SRAM is {hw.pe_sram_bytes:,} bytes)")
 
 
-def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path | None) -> dict:
+def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path | None,
+                  devices=None, placements_dir: Path | None = None) -> dict:
     objective = cfg.objective.value if hasattr(cfg.objective, "value") else str(cfg.objective)
     s = cfg.search
-    scorer = Scorer(model, hw, max_depth=s.max_depth)
+    scorer = Scorer(model, hw, max_depth=s.max_depth, devices=devices)
     spaces = baseline_spaces(s.max_depth)
     out: dict = {}
     seeds = []
     results = {}
+    tally = Tally()  # shared: a seed handed from one space to the next counts once
     t_model = time.perf_counter()
     for name in EXTRA + BASELINES:
-        prob = Problem(scorer, objective, spaces[name], seed=cfg.seed)
+        prob = Problem(scorer, objective, spaces[name], seed=cfg.seed, tally=tally)
         strategy = getattr(s.strategy, "value", s.strategy) if name == "flexible" else "dp"
-        res = run_strategy(strategy, prob, s, seed_placements=seeds if name in BASELINES else [])
+        with _search_bar(f"{model.name} {name}", cfg.progress,
+                         _expected_batches(strategy, s, spaces[name], hw.n_units)) as bar:
+            prob.on_step = bar
+            res = run_strategy(strategy, prob, s,
+                               seed_placements=seeds if name in BASELINES else [])
         if name in BASELINES[1:]:
             prev = results[BASELINES[BASELINES.index(name) - 1]]
             # The spaces nest, so the previous space's best is a candidate here too.
@@ -104,7 +114,11 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
                                          for k in ("mac", "pe_sram", "noc", "glb", "dram")},
                  "segments": len(segments(res.best.seg_end)),
                  "placements_scored": res.placements_scored,
-                 "search_seconds": res.seconds}
+                 "rows_scored": res.rows_scored,
+                 "segment_evaluations": res.segment_evaluations,
+                 "distinct_segments": res.distinct_segments,
+                 "search_seconds": res.seconds,
+                 "compile_seconds": res.compile_seconds}
         check_physical(model.name, entry, name)
         if name == "flexible":
             entry["placement"] = decode(res.best, names, hw.n_units)
@@ -114,8 +128,12 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
     out["speedup_vs_layer_by_layer"] = lb["latency_cycles"] / fl["latency_cycles"]
     out["energy_ratio_vs_chunked"] = fl["energy_pj"] / ch["energy_pj"]
     out["speedup_vs_chunked_coarse"] = out["chunked_coarse"]["latency_cycles"] / fl["latency_cycles"]
-    out["placements_scored"] = sum(r.placements_scored for r in results.values())
+    out["placements_scored"] = tally.placements
+    out["rows_scored"] = tally.rows
+    out["segment_evaluations"] = tally.segment_evaluations
+    out["distinct_segments"] = tally.distinct_segments
     out["search_seconds"] = sum(r.seconds for r in results.values())
+    out["compile_seconds"] = sum(r.compile_seconds for r in results.values())
     out["strategy"] = getattr(s.strategy, "value", s.strategy)
     out["history"] = {k: [list(h) for h in r.history] for k, r in results.items()}
     if cfg.reference_check:
@@ -129,6 +147,11 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
         # the one signed number: the reference's relative difference from the batch model
         out["reference_latency_diff"] = ref_lat / fl["latency_cycles"] - 1.0
     out["wall_seconds"] = time.perf_counter() - t_model
+    if placements_dir is not None:
+        placement_io.save(placements_dir / f"{safe_filename(model.name)}.json", placement_io.to_doc(
+            model, {k: r.best for k, r in results.items()}, {k: r.cost for k, r in results.items()},
+            to_dict(cfg.hardware), hw.n_units, objective=objective, strategy=out["strategy"],
+            seed=cfg.seed))
     out["_best"] = results["flexible"].best  # for the PE map; dropped before saving
     return out
 
@@ -138,19 +161,25 @@ def pe_map_path(plots_dir: Path, model_name: str) -> Path:
     return plots_dir / f"pe_map_{safe_filename(model_name)}.png"
 
 
-def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path) -> int:
+def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path, devices=None,
+            cache: str | None = None) -> tuple[int, float | None]:
     """Every model in turn; results.json and results.csv are rewritten (atomically) after each,
-    so an interrupted or killed run keeps every model it finished. Exit code 1 when any model
-    failed (the others still run and are saved), with a one-line summary."""
+    so an interrupted or killed run keeps every model it finished. Returns (exit code, the
+    run's objective: the geometric mean over the models of the flexible placement's objective,
+    inf if a model failed); the exit code is 1 when any model failed (the others still run and
+    are saved), with a one-line summary."""
     from pipeorgan_jax import report
+    from pipeorgan_jax.app import hydra_overrides
     objective = cfg.objective.value if hasattr(cfg.objective, "value") else str(cfg.objective)
     out.mkdir(parents=True, exist_ok=True)
     plots_dir = out / "plots" if cfg.plots else None
     if plots_dir:
         plots_dir.mkdir(exist_ok=True)
     doc = {"hardware": hw.name, "search": getattr(cfg.search.strategy, "value", cfg.search.strategy),
-           "objective": objective,
-           "workload": cfg.workload.name, "models": {}, "errors": {}}
+           "objective": objective, "seed": cfg.seed,
+           "workload": cfg.workload.name, "config": to_dict(cfg), "overrides": hydra_overrides(),
+           "devices": [str(d) for d in (devices or [])], "compilation_cache": cache,
+           "models": {}, "errors": {}}
     t0 = time.perf_counter()
 
     def save():
@@ -167,7 +196,7 @@ def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path) -> in
                 bar.set_postfix_str(m.name)
             best = None
             try:
-                res = explore_model(m, hw, cfg, plots_dir)
+                res = explore_model(m, hw, cfg, plots_dir, devices, out / "placements")
                 best = res.pop("_best")
                 doc["models"][m.name] = res
             except (NoFeasiblePlacement, NonPhysicalCost) as e:
@@ -190,19 +219,21 @@ def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path) -> in
         e.detail = (f"{len(doc['models'])} of {len(models)} models saved in "
                     f"{out / 'results.json'} and results.csv")
         raise
+    key = {"latency": "latency_cycles", "energy": "energy_pj", "edp": "edp"}[objective]
+    vals = [v["flexible"][key] for v in doc["models"].values()]
+    value = float("inf") if doc["errors"] or not vals else float(np.exp(np.mean(np.log(vals))))
+    doc["objective_value"] = value
     save()
-    print()
-    print(report.table(doc))
+    log.info("\n" + report.table(doc))
     if plots_dir and doc["models"]:
         _plot_safely(lambda: report.plots(doc, plots_dir), "summary plots")
-    print(f"\nresults: {out / 'results.json'}, {out / 'results.csv'}"
-          + (f", plots in {plots_dir}" if plots_dir else ""))
+    log.info(f"\nresults: {out / 'results.json'}, {out / 'results.csv'}, best placements in "
+             f"{out / 'placements'}" + (f", plots in {plots_dir}" if plots_dir else ""))
     if doc["errors"]:
         why = "; ".join(f"{k}: {_short(v, k)}" for k, v in doc["errors"].items())
-        print(f"error: {len(doc['errors'])} of {len(models)} models failed ({why})",
-              file=sys.stderr)
-        return 1
-    return 0
+        log.error(f"error: {len(doc['errors'])} of {len(models)} models failed ({why})")
+        return 1, value
+    return 0, value
 
 
 def _fail(doc: dict, name: str, msg: str, out: Path | None) -> None:
@@ -212,7 +243,7 @@ def _fail(doc: dict, name: str, msg: str, out: Path | None) -> None:
         with open(out / "errors.log", "a") as f:
             f.write(f"--- {name}\n{traceback.format_exc()}\n")
         msg += f" (traceback in {out / 'errors.log'})"
-    print(f"error: {msg}", file=sys.stderr)
+    log.error(f"error: {msg}")
     doc["errors"][name] = msg
 
 
@@ -226,8 +257,7 @@ def _plot_safely(draw, what: str) -> None:
     try:
         draw()
     except Exception as e:
-        print(f"warning: {what} not drawn: {type(e).__name__}: {' '.join(str(e).split())}",
-              file=sys.stderr)
+        log.warning(f"warning: {what} not drawn: {type(e).__name__}: {' '.join(str(e).split())}")
 
 
 def _finish(doc: dict) -> None:
@@ -238,6 +268,42 @@ def _finish(doc: dict) -> None:
         doc["geomean_speedup_vs_layer_by_layer"] = float(np.exp(np.mean(np.log(sl))))
         doc["geomean_speedup_vs_chunked_coarse"] = float(np.exp(np.mean(np.log(
             [v["speedup_vs_chunked_coarse"] for v in doc["models"].values()]))))
+
+
+def _expected_batches(strategy: str, s, space, n_units: int) -> int | None:
+    """About how many batches a search scores (the progress bar's length): dp scores one per
+    depth and offset per round, a stochastic strategy one per iteration."""
+    if strategy == "dp":
+        D = max(1, min(space.max_depth, n_units))
+        return max(1, s.dp_rounds) * D * (D + 1) // 2
+    if strategy in ("random", "evolutionary", "annealing", "gradient"):
+        return s.iterations
+    return None
+
+
+class _search_bar:
+    """A progress bar over one search's scored batches (dp tilings, stochastic iterations),
+    with the best objective so far; a no-op when progress is off."""
+
+    def __init__(self, desc: str, enabled: bool, total: int | None = None):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+            self.bar = tqdm(desc=desc, total=total, unit="batch", leave=False, file=sys.stderr,
+                            position=1)
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, prob) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(best=f"{prob.best_value:.4g}", placements=prob.scored,
+                                 refresh=False)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _progress(items, enabled: bool):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 
@@ -16,11 +17,37 @@ COLUMNS = ("model", "lbl_latency_cycles", "chunked_latency_cycles", "flexible_la
            "lbl_energy_pj", "chunked_energy_pj", "flexible_energy_pj", "speedup_vs_chunked",
            "speedup_vs_layer_by_layer", "energy_ratio_vs_chunked", "chunked_coarse_latency_cycles",
            "speedup_vs_chunked_coarse", "reference_latency_cycles",
-           "placements_scored", "search_seconds")
+           "placements_scored", "segment_evaluations", "distinct_segments", "search_seconds",
+           "compile_seconds")
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{"hardware": {"noc": {"topology": "mesh"}}} -> {"hardware.noc.topology": "mesh"}; lists
+    and other non-scalar leaves become JSON text so that a CSV cell holds them."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, (list, tuple, dict)):
+            out[key] = json.dumps(v)
+        else:
+            out[key] = v
+    return out
+
+
+def run_columns(doc: dict) -> dict:
+    """What identifies a run in a sweep: the resolved config (hardware parameters, search,
+    objective, seed, ...) and the Hydra overrides that made it."""
+    cols = flatten({k: v for k, v in doc.get("config", {}).items() if k != "workload"})
+    cols["workload"] = doc.get("workload")
+    cols["overrides"] = " ".join(doc.get("overrides", []))
+    return cols
 
 
 def rows(doc: dict) -> list[dict]:
     out = []
+    run = run_columns(doc)
     for name, v in doc["models"].items():
         out.append({
             "model": name,
@@ -38,17 +65,23 @@ def rows(doc: dict) -> list[dict]:
             # None where it does not apply (reference_check=false): empty in CSV, '-' in the table
             "reference_latency_cycles": v.get("reference_latency_cycles"),
             "placements_scored": v["placements_scored"],
+            "segment_evaluations": v.get("segment_evaluations", 0),
+            "distinct_segments": v.get("distinct_segments", 0),
             "search_seconds": v["search_seconds"],
+            "compile_seconds": v.get("compile_seconds", float("nan")),
+            **run,
         })
     return out
 
 
-def write_csv(doc: dict, path: Path) -> None:
-    """results.csv, rewritten atomically; a value that does not apply is an empty cell."""
+def write_rows_csv(rs: list[dict], path: Path) -> None:
+    """Rows (dicts) to CSV, atomically; the header is the union of their keys, in order; a
+    value that does not apply (None, non-finite) is an empty cell."""
+    fields = list(dict.fromkeys(k for r in rs for k in r)) or list(COLUMNS)
     f = io.StringIO()
-    w = csv.DictWriter(f, fieldnames=COLUMNS)
+    w = csv.DictWriter(f, fieldnames=fields)
     w.writeheader()
-    for r in rows(doc):
+    for r in rs:
         w.writerow({k: ("" if v is None or (isinstance(v, float) and not math.isfinite(v))
                         else v) for k, v in r.items()})
     write_text_atomic(path, f.getvalue())
@@ -61,10 +94,15 @@ def _fmt(v, spec: str, width: int, scale: float = 1.0) -> str:
     return f"{v * scale:{width}{spec}}"
 
 
+def write_csv(doc: dict, path: Path) -> None:
+    write_rows_csv(rows(doc), path)
+
+
 def table(doc: dict) -> str:
     head = (f"{'model':24s} {'LbL Mcyc':>9s} {'chunk Mcyc':>10s} {'flex Mcyc':>9s} "
             f"{'LbL uJ':>8s} {'chunk uJ':>8s} {'flex uJ':>8s} {'x chunk':>7s} {'x LbL':>6s} "
-            f"{'x coarse*':>9s} {'ref diff':>8s} {'scored':>8s} {'s':>6s}")
+            f"{'x coarse*':>9s} {'ref diff':>8s} {'scored':>8s} {'seg evals':>10s} "
+            f"{'distinct':>9s} {'search s':>8s} {'compile s':>9s}")
     lines = [f"hardware={doc['hardware']} search={doc['search']} objective={doc['objective']}",
              head, "-" * len(head)]
     for r in rows(doc):
@@ -77,13 +115,18 @@ def table(doc: dict) -> str:
             f"{r['flexible_energy_pj'] / 1e6:8.1f} {r['speedup_vs_chunked']:7.3f} "
             f"{r['speedup_vs_layer_by_layer']:6.3f} {r['speedup_vs_chunked_coarse']:9.3f} "
             f"{_fmt(diff, '.1f', 7, 100)}{'%' if diff is not None else ' '} "
-            f"{r['placements_scored']:8d} {r['search_seconds']:6.1f}")
+            f"{r['placements_scored']:8d} {r['segment_evaluations']:10d} "
+            f"{r['distinct_segments']:9d} {r['search_seconds']:8.1f} {r['compile_seconds']:9.1f}")
     if "geomean_speedup_vs_chunked" in doc:
         lines.append("-" * len(head))
         lines.append(f"{'geomean':24s} {'':9s} {'':10s} {'':9s} {'':8s} {'':8s} {'':8s} "
                      f"{doc['geomean_speedup_vs_chunked']:7.3f} "
                      f"{doc['geomean_speedup_vs_layer_by_layer']:6.3f} "
                      f"{doc.get('geomean_speedup_vs_chunked_coarse', float('nan')):9.3f}")
+        t = [doc["models"][m] for m in doc["models"]]
+        lines.append(f"search {sum(v['search_seconds'] for v in t):.1f} s, compile "
+                     f"{sum(v.get('compile_seconds', 0.0) for v in t):.1f} s "
+                     f"(persistent compilation cache: {doc.get('compilation_cache') or 'off'})")
     lines.append("* x coarse: over prior-work-like chunked pipelining (blocked chunks, 16-row, "
                  "32-row or whole tiles, no reduction split); an extra column, not the headline")
     for name, err in doc.get("errors", {}).items():

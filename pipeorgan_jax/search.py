@@ -1,8 +1,9 @@
 """Search strategies over placements; every one scores candidates through the batch model.
 
 A strategy takes a `Problem` (scorer + space + objective) and returns a `SearchResult`: the
-best placement, its cost, the number of placements scored, the wall time and a convergence
-history of (placements scored, seconds, best objective).
+best placement, its cost, what it scored (counting.py: distinct whole-network placements; for
+dp also segment evaluations and distinct segments), the search time and the compile time
+apart, and a convergence history of (placements scored, search seconds, best objective).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Optional
 import numpy as np
 
 from pipeorgan_jax.cost import Scorer
+from pipeorgan_jax.counting import Tally, segment_hashes
 from pipeorgan_jax.placement import GRAN_ROWS, MAX_SHARE, Placement, sample
 
 OBJECTIVES = ("latency", "energy", "edp")
@@ -81,16 +83,24 @@ class SearchResult:
     objective: str
     best: Placement
     cost: dict
-    placements_scored: int
-    seconds: float
+    placements_scored: int  # distinct whole-network placements (padding and repeats excluded)
+    seconds: float  # search wall time, compilation excluded
     history: list  # [(placements scored, seconds, best objective)]
+    compile_seconds: float = 0.0  # batch-model compilation (or cache loads) during the search
+    rows_scored: int = 0  # batch rows sent to the model, repeats included, padding excluded
+    segment_evaluations: int = 0  # dp: segment costs read off the scored rows
+    distinct_segments: int = 0  # dp: distinct (layer range, inner choices) among them
 
 
 class Problem:
-    """A model on a hardware, an objective and a space; counts what it scores."""
+    """A model on a hardware, an objective and a space; counts what it scores.
+
+    `tally` may be shared by several Problems (the three spaces of one model) so that a
+    placement scored by one, e.g. a seed handed to the next, is counted once; `on_step` is
+    called after every scored batch (a progress bar)."""
 
     def __init__(self, scorer: Scorer, objective: str = "latency", space: Space = Space(),
-                 seed: int = 0):
+                 seed: int = 0, tally: Optional[Tally] = None, on_step=None):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         self.scorer, self.objective, self.space = scorer, objective, space
@@ -98,7 +108,12 @@ class Problem:
         self.n_layers = len(scorer.model.layers)
         self.red_ok = np.asarray([l.reduction_ok for l in scorer.model.layers])
         self.n_units = scorer.hw.n_units
-        self.scored = 0
+        self.tally = Tally() if tally is None else tally
+        self.on_step = on_step
+        self._tally0 = (self.tally.placements, self.tally.rows, self.tally.segment_evaluations,
+                        self.tally.distinct_segments)
+        self._compile0 = self.scorer.compile_seconds
+        self._compile_other = 0.0  # a strategy's own jitted code (gradient's optimizer step)
         self.t0 = time.perf_counter()
         self.history: list = []
         self.best_value = np.inf
@@ -112,15 +127,34 @@ class Problem:
     def score(self, p: Placement) -> tuple[np.ndarray, dict]:
         """Score a batch, track the best, return (objective per placement, cost dict)."""
         c = self.scorer(p)
-        self.scored += p.batch_size
+        self.tally.add_placements(p)
         v = self.objective_of(c)
         i = int(np.argmin(v))
         if v[i] < self.best_value:
             self.best_value = float(v[i])
             self.best = p[i] if p.seg_end.ndim == 2 else p.numpy()
             self.best_cost = {k: np.asarray(x)[i] for k, x in c.items()}
-        self.history.append((self.scored, time.perf_counter() - self.t0, self.best_value))
+        self.history.append((self.scored, self.elapsed(), self.best_value))
+        if self.on_step is not None:
+            self.on_step(self)
         return v, c
+
+    @property
+    def scored(self) -> int:
+        """Distinct whole-network placements this search scored (new to its tally)."""
+        return self.tally.placements - self._tally0[0]
+
+    @property
+    def compile_seconds(self) -> float:
+        return self.scorer.compile_seconds - self._compile0 + self._compile_other
+
+    def note_compile(self, seconds: float) -> None:
+        """Count a strategy's own compilation as compile time, not search time."""
+        self._compile_other += seconds
+
+    def elapsed(self) -> float:
+        """Search seconds so far: wall time less the batch model's compilation."""
+        return time.perf_counter() - self.t0 - self.compile_seconds
 
     def sample(self, batch: int) -> Placement:
         s = self.space
@@ -129,11 +163,14 @@ class Problem:
 
     def result(self, strategy: str) -> SearchResult:
         cost = {k: (float(v) if np.ndim(v) == 0 else np.asarray(v)) for k, v in self.best_cost.items()}
+        t = self.tally
         return SearchResult(strategy, self.space.name, self.objective, self.best, cost,
-                            self.scored, time.perf_counter() - self.t0, self.history)
+                            self.scored, self.elapsed(), self.history, self.compile_seconds,
+                            t.rows - self._tally0[1], t.segment_evaluations - self._tally0[2],
+                            t.distinct_segments - self._tally0[3])
 
     def out_of_time(self, budget_s: float) -> bool:
-        return budget_s > 0 and time.perf_counter() - self.t0 > budget_s
+        return budget_s > 0 and self.elapsed() > budget_s
 
 
 def tiling(n_layers: int, depth: int, offset: int) -> np.ndarray:
@@ -173,6 +210,7 @@ def dp(prob: Problem, batch_size: int = 256, rounds: int = 2, budget_s: float = 
         seg_end = np.asarray(p.seg_end)[0]
         ends = np.flatnonzero(seg_end)
         starts = np.concatenate([[0], ends[:-1] + 1])
+        prob.tally.add_segments(segment_hashes(p, starts, ends))
         lat, en = c["seg_latency"][:, starts], c["seg_energy"][:, starts]
         v = seg_value(lat.astype(np.float64), en.astype(np.float64))
         v = np.where(c["seg_feasible"][:, starts], v, v * INFEASIBLE_PENALTY)
@@ -187,7 +225,7 @@ def dp(prob: Problem, batch_size: int = 256, rounds: int = 2, budget_s: float = 
 
     if prob.objective == "edp" and lam is None:
         # EDP is not additive: try a few scalarizations and keep the best whole placement.
-        lb = prob.scorer(seed_placements[0]) if seed_placements else None
+        lb = prob.score(seed_placements[0])[1] if seed_placements else None
         scale = (float(lb["latency_cycles"][0]) / float(lb["energy_pj"][0])) if lb else 1e-4
         for f in (0.25, 1.0, 4.0):
             dp(prob, batch_size, rounds, budget_s, seed_placements, lam=scale * f)
@@ -195,8 +233,8 @@ def dp(prob: Problem, batch_size: int = 256, rounds: int = 2, budget_s: float = 
 
     for p in seed_placements or []:
         p1 = Placement(*(np.asarray(f)[None] for f in p.numpy().fields()))
-        harvest(p1, prob.scorer(p1))
-        prob.score(p1)
+        _, c = prob.score(p1)
+        harvest(p1, c)
     for r in range(rounds):
         for d in range(1, D + 1):
             for o in range(d):

@@ -69,7 +69,9 @@ def test_stochastic_strategy_contract(scorer, name, space):
     assert space.contains(r.best) and validate(r.best, L, scorer.hw.n_units) == []
     h = np.array([v for _, _, v in r.history])
     assert len(h) > 0 and np.all(np.diff(h) <= 0) and np.isfinite(h[-1])
-    assert np.diff([n for n, _, _ in r.history]).min() > 0
+    # the history counts distinct placements: a batch of repeats adds none
+    assert np.diff([n for n, _, _ in r.history]).min() >= 0
+    assert r.history[-1][0] == r.placements_scored <= r.rows_scored
     assert r.history[-1][2] == pytest.approx(float(r.cost["latency_cycles"])) or not r.cost["feasible"]
     # deterministic given the Problem's seed
     assert results[1].history[-1][2] == r.history[-1][2]
