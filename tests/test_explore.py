@@ -51,7 +51,8 @@ def test_results_json_schema(kd_run):
     assert m["distinct_segments"] <= m["segment_evaluations"]
     assert m["placements_scored"] <= m["rows_scored"]
     assert m["placements_scored"] == sum(m[b]["placements_scored"] for b in
-                                         ("layer_by_layer", "chunked", "flexible"))
+                                         ("chunked_coarse", "layer_by_layer", "chunked",
+                                          "flexible"))
     assert m["compile_seconds"] > 0 and doc["objective_value"] == pytest.approx(
         m["flexible"]["latency_cycles"])
 
@@ -74,7 +75,7 @@ def test_saved_placement_rescores_to_the_same_cost(kd_run, kd_cache, tmp_path):
     _, out = kd_run
     f = out / "placements" / "KD_res8_narrow.json"
     doc, best = placement_io.load(f)
-    assert set(best) == {"layer_by_layer", "chunked", "flexible"}
+    assert set(best) == {"chunked_coarse", "layer_by_layer", "chunked", "flexible"}
     found = json.loads((out / "results.json").read_text())["models"]["KD_res8_narrow"]
     assert doc["spaces"]["flexible"]["decoded"] == found["flexible"]["placement"]
     r = _run(["task=score", f"placement={f}", "hardware=small", f"compilation_cache_dir={kd_cache}",
