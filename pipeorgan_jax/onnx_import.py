@@ -505,7 +505,7 @@ class _Importer:
         out = self.shape(node.output[0])
         if len(x.shape) != 4:
             raise self.b.error(f"resize of a rank-{len(x.shape)} tensor", "resize NCHW maps")
-        (n, c, y, xw), (_, c2, yo, xo) = x.shape, out
+        (_, c, y, xw), (_, c2, yo, xo) = x.shape, out
         if c2 != c or yo % y or xo % xw:
             raise self.b.error(f"resize {list(x.shape)} -> {list(out)} is not an integer "
                                "upsampling of rows and cols",
