@@ -84,8 +84,10 @@ def sample(rng: np.random.Generator, n_layers: int, batch: int, max_depth: int =
            parts=(0, 1, 2, 3), max_units: Optional[int] = None,
            shares: Optional[tuple] = None, red_ok: Optional[np.ndarray] = None) -> Placement:
     """Random valid placements: segment depths uniform in 1..max_depth. With `red_ok` (per
-    layer: the reduction partition applies), layers it does not apply to draw from the other
-    partitions."""
+    layer: the reduction partition applies, `Layer.reduction_ok`), layers it does not apply to
+    draw from the other partitions; without it, no layer draws the reduction partition."""
+    if red_ok is None:
+        parts = tuple(q for q in parts if q != REDUCTION) or parts
     max_depth = max(1, min(max_depth, max_units or max_depth))
     # segment ends = running sums of depths drawn uniformly in 1..max_depth
     ends = np.cumsum(rng.integers(1, max_depth + 1, (batch, n_layers)), axis=1) - 1

@@ -38,8 +38,9 @@ def test_batch_is_sharded_over_two_devices_with_equal_results():
     # both devices hold a shard of the (padded) batch, of equal size
     assert sorted(d for d, _ in out["shards"]) == sorted(out["devices"])
     assert [n for _, n in out["shards"]] == [100, 100] and out["rows"] == 200
-    # the decisions are identical; sums may round differently (each device's program is
-    # compiled for its 100 rows, so XLA may order a reduction differently)
-    for k in ("latency_cycles", "energy_pj", "feasible", "reason", "seg_feasible"):
+    # the decisions are identical; sums (latency, energy, byte-hops) may round differently
+    # (each device's program is compiled for its 100 rows, so XLA may order a reduction
+    # differently): equal to float32 rounding
+    for k in ("feasible", "reason", "seg_feasible"):
         assert out["equal"][k], k
     assert max(out["max_rel"].values()) < 1e-6, out["max_rel"]
