@@ -382,6 +382,8 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     has_cross = jnp.where(ma.out_eidx >= 0, cross_in[jnp.maximum(ma.out_eidx, 0)], False).any(1)
     to_glb = has_cross | ma.net_out  # outputs written to the GLB
     out_bh = jnp.where(to_glb, ma.out_bytes * (dx @ ha.glbx), 0.0)  # gathered, unicast
+    glb_in_l = by_dst(jnp.where(cross_in, eb, 0.0))  # per layer: segment inputs read from the GLB
+    glb_out_l = jnp.where(to_glb, ma.out_bytes, 0.0)  # per layer: output written to the GLB
 
     # Capacity.
     Kf, W = ma.K, ma.W
@@ -421,7 +423,7 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     # GLB and DRAM traffic.
     net_in_bytes = jnp.where(ma.t_prod < 0, ma.t_bytes, 0.0)
     glb_reads = jnp.where(cross_in, eb, 0.0).sum() + w_bytes.sum()
-    glb_writes = jnp.where(to_glb, ma.out_bytes, 0.0).sum() + net_in_bytes.sum() + W.sum()
+    glb_writes = glb_out_l.sum() + net_in_bytes.sum() + W.sum()
     glb_bytes = glb_reads + glb_writes
     # GLB live bytes while a segment runs: crossing tensors alive at its start plus the
     # crossing tensors it produces (exactly the contract's "intersecting" set).
@@ -492,9 +494,9 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     first_use = jnp.clip(ma.t_first, 0, L - 1)
     net_in_first = jnp.zeros(L, F32).at[first_use].add(net_in_bytes)
     # bytes moved while the segment's tiles play (the first copy of every weight is preloaded)
-    g_in = seg_sum(by_dst(jnp.where(cross_in, eb, 0.0)) + jnp.where(restream, W * (n_tiles - 1), 0.0))
+    g_in = seg_sum(glb_in_l + jnp.where(restream, W * (n_tiles - 1), 0.0))
     g_net = seg_sum(net_in_first)  # network inputs: DRAM -> GLB write -> read (in g_in)
-    g_out = seg_sum(jnp.where(to_glb, ma.out_bytes, 0.0))
+    g_out = seg_sum(glb_out_l)
     d_pipe = seg_sum(net_in_first + net_out_bytes)
     # the first GLB tile reaches the farthest PE of the distribution network's rows
     port_far_in = (ha.glb_far[None, :] * (oh_ux > 0)).max(1)
@@ -546,10 +548,10 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     preload = W_s / jnp.minimum(ha.glb_bw, ha.dist_bw)
     preload = jnp.where(f_l == 0, jnp.maximum(preload, W_s / ha.dram_bw), preload)
     # No segment beats the rate at which its servers move its bytes (DESIGN.md section 6).
-    bound_glb = seg_sum(by_dst(jnp.where(cross_in, eb, 0.0)) + jnp.where(to_glb, ma.out_bytes, 0.0)
+    bound_glb = seg_sum(glb_in_l + glb_out_l
                         + W + w_bytes + net_in_first) / ha.glb_bw
     bound_dram = seg_sum(W + net_in_first + net_out_bytes) / ha.dram_bw
-    bound_dist = jnp.maximum(seg_sum(by_dst(jnp.where(cross_in, eb, 0.0)) + w_bytes), g_out) / ha.dist_bw
+    bound_dist = jnp.maximum(seg_sum(glb_in_l + w_bytes), g_out) / ha.dist_bw
     bound = jnp.maximum(jnp.maximum(bound_glb, bound_dram), jnp.maximum(bound_dist, seg_link / ha.link_bw))
     seg_lat = jnp.maximum(preload + pipe, bound)  # at every layer of the segment
     latency = jnp.where(is_first, seg_lat, 0.0).sum() + spill / ha.dram_bw
@@ -567,7 +569,7 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     en_l = (ma.ops * (ha.e_mac + ha.sram_per_mac * ha.e_sram)
             + ha.e_sram * (by_dst(e_deliv) + w_deliv + ps_deliv)
             + ha.e_noc * (by_dst(e_mesh_bh + e_dist_bh) + out_bh + w_bh + ps_bh)
-            + ha.e_glb * (by_dst(jnp.where(cross_in, eb, 0.0)) + jnp.where(to_glb, ma.out_bytes, 0.0)
+            + ha.e_glb * (glb_in_l + glb_out_l
                           + W + w_bytes + net_in_first)
             + ha.e_dram * (W + net_out_bytes + net_in_first))
     spill_s = 2.0 * jnp.maximum(live - ha.glb, 0.0)
