@@ -22,7 +22,7 @@ import numpy as np
 
 from pipeorgan_jax.hardware import load_hardware
 from pipeorgan_jax.placement import Placement, layer_by_layer_grid, sample
-from pipeorgan_jax.workload import builtin_models, load_model
+from pipeorgan_jax.loading import builtin_models, load_model
 
 GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "data" / "golden_cost.npz"
 TOPOLOGIES = ("mesh", "torus", "express")

@@ -32,7 +32,10 @@ import jax, numpy as np
 from pipeorgan_jax.cost import Scorer, score_batch
 from pipeorgan_jax.hardware import load_hardware
 from pipeorgan_jax.placement import sample
-from pipeorgan_jax.workload import load_model
+try:
+    from pipeorgan_jax.loading import load_model
+except ImportError:  # a checkout from before loading.py
+    from pipeorgan_jax.workload import load_model
 a = json.loads(sys.argv[1])
 model, hw = load_model(a["model"]), load_hardware(a["hardware"])
 L = len(model.layers)
@@ -132,7 +135,7 @@ def main() -> None:
         from pipeorgan_jax import reference
         from pipeorgan_jax.hardware import load_hardware
         from pipeorgan_jax.placement import sample
-        from pipeorgan_jax.workload import load_model
+        from pipeorgan_jax.loading import load_model
         model, hw = load_model(args.model), load_hardware(args.hardware)
         p = sample(np.random.default_rng(0), len(model.layers), args.reference_placements,
                    max_depth=args.max_depth)
