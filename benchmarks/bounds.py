@@ -2,7 +2,7 @@
 
 For every built-in model on a hardware config, every layer runs alone (a depth-1 segment)
 with every tile size and every partition; its latency from the batch model is held against
-bounds worked out here from first principles, independently of cost.py:
+bounds worked out here from first principles, independently of cost/:
 - compute: the layer's ops over every PE of the array;
 - GLB: its inputs read + its output written + its weights written (from DRAM) and read once +
   its network inputs written, over the GLB bandwidth;

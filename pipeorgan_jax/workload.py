@@ -80,9 +80,13 @@ def read_text(path: Path) -> str:
                             f"{line}); save the file as UTF-8") from None
 
 
+# libyaml's parser when PyYAML was built with it: ~10x faster on the 1,149-layer SS_HRViT_b1
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_yaml(path: Path, text: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as e:
         raise WorkloadError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
     except RecursionError:

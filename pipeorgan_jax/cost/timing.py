@@ -66,7 +66,6 @@ def compute_cycles(ma: ModelArrays, ha: HwArrays, ly: Layers, tl: Tiles):
 def segment_latency(ma: ModelArrays, ha: HwArrays, ly: Layers, sg: Segments, tl: Tiles,
                     ed_: Edges, tr: Traffic, lk: Links, mem: Memory):
     """Per layer: its segment's latency (the same value at every layer of the segment)."""
-    L = ma.n_layers
     n_tiles = tl.n_tiles
     cyc = compute_cycles(ma, ha, ly, tl)
     glb_fed = by_dst(ma, tr.cross_in.astype(F32)) > 0  # reads a segment input from the GLB
@@ -108,20 +107,7 @@ def segment_latency(ma: ModelArrays, ha: HwArrays, ly: Layers, sg: Segments, tl:
     c_done = cyc + lk.x_ps  # a tile's output exists once its partial sums are reduced
     x_in = jnp.where(has_in, lk.x_edge[in_e], 0.0)
 
-    def step(carry, i):
-        F, rho, E = carry
-        src = src_c[i]
-        prev = jnp.where(in_intra[i], F[src] + lag_in[i] * rho[src] + x_in[i], 0.0)
-        # a layer that waits for its producers' whole output then runs at its own pace
-        rho_i = jnp.where(ma.rows_full[i], c_pace[i],
-                          jnp.maximum(c_pace[i], jnp.where(in_intra[i], rho[src], 0.0).max()))
-        F_i = jnp.maximum(prev.max(), F0[i]) + c_done[i]
-        E_i = jnp.maximum(F_i + (n_tiles[i] - 1) * c_pace[i],
-                          jnp.where(in_intra[i], E[src] + x_in[i], 0.0).max() + c_done[i])
-        return (F.at[i].set(F_i), rho.at[i].set(rho_i), E.at[i].set(E_i)), None
-
-    z = jnp.zeros(L, F32)
-    (Fill, _, End), _ = jax.lax.scan(step, (z, z, z), jnp.arange(L))
+    Fill, End = fill(src_c, ma.rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles)
     m = sg.max(jnp.stack([End + jnp.where(tr.to_glb, t_out, 0.0), Fill], 1))
     pipe = jnp.maximum(m[:, 0], m[:, 1] + (n_tiles - 1) * sigma)
     # Weights: fetched from DRAM into the GLB while the previous segment runs (the first
@@ -133,3 +119,54 @@ def segment_latency(ma: ModelArrays, ha: HwArrays, ly: Layers, sg: Segments, tl:
     bound = jnp.maximum(jnp.maximum(b_glb / ha.glb_bw, b_dram / ha.dram_bw),
                         jnp.maximum(jnp.maximum(b_dist, g_out) / ha.dist_bw, seg_link / ha.link_bw))
     return jnp.maximum(preload + pipe, bound)
+
+
+def _fill_layer_major(src, rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles):
+    """The fill recurrence over a batch held layer-major ([L, B] per layer value, [L, D, B]
+    per in-edge slot): each step reads its producers' rows and writes its own, contiguous.
+    Returns (Fill, End) as [L, B]."""
+    L, B = c_pace.shape
+
+    def step(carry, i):
+        F, rho, E = carry
+        s = src[i]  # [D] producers of layer i
+        ok = in_intra[i]  # [D, B]
+        Fs, rs, Es = F[s], rho[s], E[s]  # [D, B]
+        prev = jnp.where(ok, Fs + lag_in[i] * rs + x_in[i], 0.0).max(0)
+        # a layer that waits for its producers' whole output then runs at its own pace
+        rho_i = jnp.where(rows_full[i], c_pace[i], jnp.maximum(c_pace[i], jnp.where(ok, rs, 0.0).max(0)))
+        F_i = jnp.maximum(prev, F0[i]) + c_done[i]
+        E_i = jnp.maximum(F_i + (n_tiles[i] - 1) * c_pace[i], jnp.where(ok, Es + x_in[i], 0.0).max(0) + c_done[i])
+        return (F.at[i].set(F_i), rho.at[i].set(rho_i), E.at[i].set(E_i)), None
+
+    z = jnp.zeros((L, B), F32)
+    (Fill, _, End), _ = jax.lax.scan(step, (z, z, z), jnp.arange(L))
+    return Fill, End
+
+
+@jax.custom_batching.custom_vmap
+def fill(src, rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles):
+    """Per layer: when its first tile is done (Fill) and its last (End), for one placement.
+
+    Layer i's first tile needs its in-segment producers' first tiles plus `lag` more at their
+    pace, and the edge's transfer; `src` [L, D] are the producers (static), `in_intra`, `lag_in`,
+    `x_in` [L, D] the in-edge slots. Under vmap the batch runs layer-major (_fill_layer_major):
+    XLA:CPU would otherwise scatter each step's reads and writes across the [B, L] carry."""
+    add = lambda v: v[..., None]
+    F, E = _fill_layer_major(src, rows_full, add(in_intra), add(lag_in), add(x_in), add(c_pace),
+                             add(c_done), add(F0), add(n_tiles))
+    return F[:, 0], E[:, 0]
+
+
+@fill.def_vmap
+def _fill_vmap(axis_size, in_batched, src, rows_full, *per_placement):
+    if in_batched[0] or in_batched[1]:  # a batch of models: no layer-major shortcut
+        out = jax.vmap(lambda s, r, *a: fill(s, r, *a),
+                       in_axes=(0 if in_batched[0] else None, 0 if in_batched[1] else None)
+                       + tuple(0 if b else None for b in in_batched[2:]))(src, rows_full, *per_placement)
+        return out, (True, True)
+    # batch axis last: [B, L] -> [L, B], [B, L, D] -> [L, D, B]
+    to_lm = lambda v, b: jnp.moveaxis(v, 0, -1) if b else jnp.broadcast_to(v[..., None], v.shape + (axis_size,))
+    args = [to_lm(v, b) for v, b in zip(per_placement, in_batched[2:])]
+    F, E = _fill_layer_major(src, rows_full, *args)
+    return (F.T, E.T), (True, True)
