@@ -52,11 +52,13 @@ def _geometry(ma: ModelArrays, ha: HwArrays, ly: Layers, ps, pd):
     out = jnp.zeros((E, 5), F32)
     if ma.chain_e.shape[0]:
         ce = ma.chain_e
-        es, ed = ma.e_src[ce], ma.e_dst[ce]
-        s = jnp.minimum(ly.start[es], U)
-        a = jnp.minimum(ly.n[es], jnp.maximum(U - s, 1))
-        b = jnp.minimum(ly.n[ed], jnp.maximum(U - s - a, 1))
-        row = ha.chain[ha.chain_off[ly.org[es], s, a] + b - 1]
+        # every layer pair (l - 1, l) from static slices, then the chain edges pick theirs: a
+        # gather whose index is computed by other gathers is redone per element it reads
+        s = jnp.minimum(ly.start[:-1], U)
+        a = jnp.minimum(ly.n[:-1], jnp.maximum(U - s, 1))
+        b = jnp.minimum(ly.n[1:], jnp.maximum(U - s - a, 1))
+        rows = ha.chain[ha.chain_off[ly.org[:-1], s, a] + b - 1]  # [L - 1, N_CHAIN]
+        row = rows[ma.e_src[ce]]
         c = combo[ce]
         pick = lambda col: jnp.where(c == 0, row[:, col], jnp.where(c == 1, row[:, col + 1], row[:, col + 2]))
         out = out.at[ce].set(jnp.stack([row[:, T.CH_HOP_MEAN], row[:, T.CH_HOP_MAX], row[:, T.CH_EXT],
