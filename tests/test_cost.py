@@ -194,3 +194,26 @@ def test_no_latency_jump_at_the_pe_sram_threshold(small):
     assert r252["segments"][0]["restream"] == [False] and r256["segments"][0]["restream"] == [True]
     for lo, hi in ((b252, b256), (r252["latency_cycles"], r256["latency_cycles"])):
         assert 1.0 < hi / lo < 1.03
+
+
+def test_gradients_flow_through_the_batch_model(small):
+    """The combine is differentiable in the hardware's continuous parameters (the fill
+    recurrence's fast batched form carries its derivative from the plain recurrence): finite
+    everywhere, and more link bandwidth never raises the latency of a fixed placement."""
+    import jax
+    import jax.numpy as jnp
+
+    from pipeorgan_jax.cost import hw_arrays, model_arrays, score_one
+    m = load_model("KD_res8_narrow")
+    ma, ha = jax.tree_util.tree_map(jnp.asarray, (model_arrays(m), hw_arrays(small, 4)))
+    p = sample(np.random.default_rng(3), len(m.layers), 8, max_depth=4)
+
+    def lat(bw, dram):
+        h = ha.replace(link_bw=bw, dram_bw=dram)
+        return jax.vmap(lambda q: score_one(ma, h, q).latency_cycles)(p).sum()
+
+    g = jax.grad(lat, argnums=(0, 1))(jnp.float32(small.link_bytes_per_cycle),
+                                      jnp.float32(small.dram_bytes_per_cycle))
+    assert all(np.isfinite(float(x)) for x in g)
+    assert float(g[0]) <= 0 and float(g[1]) <= 0
+    assert float(g[0]) < 0 or float(g[1]) < 0  # something here is bandwidth-bound

@@ -144,24 +144,39 @@ def _fill_layer_major(src, rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0
     return Fill, End
 
 
-@jax.custom_batching.custom_vmap
-def fill(src, rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles):
-    """Per layer: when its first tile is done (Fill) and its last (End), for one placement.
-
-    Layer i's first tile needs its in-segment producers' first tiles plus `lag` more at their
-    pace, and the edge's transfer; `src` [L, D] are the producers (static), `in_intra`, `lag_in`,
-    `x_in` [L, D] the in-edge slots. Under vmap the batch runs layer-major (_fill_layer_major):
-    XLA:CPU would otherwise scatter each step's reads and writes across the [B, L] carry."""
+def _fill_one(src, rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles):
     add = lambda v: v[..., None]
     F, E = _fill_layer_major(src, rows_full, add(in_intra), add(lag_in), add(x_in), add(c_pace),
                              add(c_done), add(F0), add(n_tiles))
     return F[:, 0], E[:, 0]
 
 
-@fill.def_vmap
+@jax.custom_jvp
+def fill(src, rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles):
+    """Per layer: when its first tile is done (Fill) and its last (End), for one placement.
+
+    Layer i's first tile needs its in-segment producers' first tiles plus `lag` more at their
+    pace, and the edge's transfer; `src` [L, D] are the producers (static), `in_intra`, `lag_in`,
+    `x_in` [L, D] the in-edge slots. Under vmap the batch runs layer-major (_fill_batched):
+    XLA:CPU would otherwise scatter each step's reads and writes across the [B, L] carry.
+    Derivatives come from the plain recurrence (custom_vmap has no reverse mode)."""
+    return _fill_batched(src, rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles)
+
+
+@fill.defjvp
+def _fill_jvp(primals, tangents):
+    return jax.jvp(_fill_one, primals, tangents)
+
+
+@jax.custom_batching.custom_vmap
+def _fill_batched(src, rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles):
+    return _fill_one(src, rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles)
+
+
+@_fill_batched.def_vmap
 def _fill_vmap(axis_size, in_batched, src, rows_full, *per_placement):
     if in_batched[0] or in_batched[1]:  # a batch of models: no layer-major shortcut
-        out = jax.vmap(lambda s, r, *a: fill(s, r, *a),
+        out = jax.vmap(lambda s, r, *a: _fill_one(s, r, *a),
                        in_axes=(0 if in_batched[0] else None, 0 if in_batched[1] else None)
                        + tuple(0 if b else None for b in in_batched[2:]))(src, rows_full, *per_placement)
         return out, (True, True)
