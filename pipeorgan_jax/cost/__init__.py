@@ -157,15 +157,31 @@ class Scorer:
             pad = padded - B
             p = Placement(*(np.concatenate([f, np.repeat(f[:1], pad, 0)]) for f in p.fields()))
         p = jax.device_put(p, self.batch_sharding)
+        return self._compiled_for(p)(self.ma, self.ha, p), B
+
+    def _compiled_for(self, p: Placement):
+        """The compiled batch model for p's (padded) shape; compiled here the first time."""
+        padded = p.seg_end.shape[0]
         compiled = self.__dict__.setdefault("_compiled", {})
         fn = compiled.get(padded)
         if fn is None:
             t0 = time.perf_counter()
             # chunking reshapes the batch axis, which would undo its split over devices
-            chunk = None if n_dev == 1 else 0
+            chunk = None if len(self.batch_sharding.mesh.devices) == 1 else 0
             fn = compiled[padded] = score_batch.lower(self.ma, self.ha, p, chunk=chunk).compile()
             self.compile_seconds += time.perf_counter() - t0
-        return fn(self.ma, self.ha, p), B
+        return fn
+
+    def precompile(self, batch: int | None = None) -> "Scorer":
+        """Compile the shape a batch of `batch` rows (default: the smallest) will use, e.g.
+        in a background thread while another model is searched (XLA compiles on one core)."""
+        L = len(self.model.layers)
+        n_dev = len(self.batch_sharding.mesh.devices)
+        padded = -(-max(batch or 0, self.MIN_BATCH) // n_dev) * n_dev
+        z = np.zeros((padded, L), np.int32)
+        p = Placement(np.ones((padded, L), bool), z, z, z + 1, z)
+        self._compiled_for(jax.device_put(p, self.batch_sharding))
+        return self
 
     def __call__(self, p: Placement) -> dict[str, np.ndarray]:
         c, B = self.score_on_devices(p)
