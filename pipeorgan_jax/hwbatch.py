@@ -21,23 +21,30 @@ import numpy as np
 from pipeorgan_jax.cost import score_one
 from pipeorgan_jax.hardware import Hardware
 
-# hardware config key (as in conf/hardware, dotted) -> (Hardware attribute, HwArrays leaf)
-LEAVES: dict[str, tuple[str, str]] = {
-    "pe_sram_bytes": ("pe_sram_bytes", "sram"),
-    "glb_bytes": ("glb_bytes", "glb"),
-    "glb_bytes_per_cycle": ("glb_bytes_per_cycle", "glb_bw"),
-    "distribution_bytes_per_cycle": ("distribution_bytes_per_cycle", "dist_bw"),
-    "dram_bytes_per_cycle": ("dram_bytes_per_cycle", "dram_bw"),
-    "noc.link_bytes_per_cycle": ("link_bytes_per_cycle", "link_bw"),
-    "noc.router_latency_cycles": ("router_latency_cycles", "router"),
-    "energy.mac_pj": ("mac_pj", "e_mac"),
-    "energy.pe_sram_pj_per_byte": ("pe_sram_pj_per_byte", "e_sram"),
-    "energy.noc_pj_per_byte_hop": ("noc_pj_per_byte_hop", "e_noc"),
-    "energy.glb_pj_per_byte": ("glb_pj_per_byte", "e_glb"),
-    "energy.dram_pj_per_byte": ("dram_pj_per_byte", "e_dram"),
+# Hardware attribute (the config key: `glb_bytes_per_cycle`, `link_bytes_per_cycle` for
+# hardware.noc.link_bytes_per_cycle, `mac_pj` for hardware.energy.mac_pj, ...) -> HwArrays leaf
+LEAVES: dict[str, str] = {
+    "pe_sram_bytes": "sram",
+    "glb_bytes": "glb",
+    "glb_bytes_per_cycle": "glb_bw",
+    "distribution_bytes_per_cycle": "dist_bw",
+    "dram_bytes_per_cycle": "dram_bw",
+    "link_bytes_per_cycle": "link_bw",
+    "router_latency_cycles": "router",
+    "mac_pj": "e_mac",
+    "pe_sram_pj_per_byte": "e_sram",
+    "noc_pj_per_byte_hop": "e_noc",
+    "glb_pj_per_byte": "e_glb",
+    "dram_pj_per_byte": "e_dram",
 }
-# integer-valued hardware fields: a swept value is rounded (and must stay >= its minimum)
-INTEGER_KEYS = ("pe_sram_bytes", "glb_bytes", "noc.router_latency_cycles")
+# where each key lives in the hardware config (for messages and results)
+CONFIG_PATH = {k: (f"noc.{k}" if k in ("link_bytes_per_cycle", "router_latency_cycles") else
+                   f"energy.{k}" if k.endswith("_pj") or k.endswith("_pj_per_byte")
+                   or k.endswith("_pj_per_byte_hop") else k) for k in LEAVES}
+# integer-valued hardware fields: a swept value is rounded
+INTEGER_KEYS = ("pe_sram_bytes", "glb_bytes", "router_latency_cycles")
+# energies may be 0; every other key must be > 0
+NONNEG_KEYS = tuple(k for k in LEAVES if CONFIG_PATH[k].startswith("energy.")) + ("router_latency_cycles",)
 
 
 class HwBatchError(ValueError):
@@ -53,20 +60,19 @@ def check_keys(keys: Sequence[str]) -> None:
 
 
 def default_value(hw: Hardware, key: str) -> float:
-    return float(getattr(hw, LEAVES[key][0]))
+    return float(getattr(hw, key))
 
 
 def point_hardware(hw: Hardware, keys: Sequence[str], values: Sequence[float]) -> Hardware:
     """The `Hardware` of one point (what a Scorer of that point would be built from)."""
     kw = {}
     for k, v in zip(keys, values):
-        attr = LEAVES[k][0]
-        kw[attr] = int(round(float(v))) if k in INTEGER_KEYS else float(v)
+        kw[k] = int(round(float(v))) if k in INTEGER_KEYS else float(v)
     return hw.with_(**kw)
 
 
 def _with_point(ha, keys: tuple[str, ...], v):
-    return ha.replace(**{LEAVES[k][1]: v[i] for i, k in enumerate(keys)})
+    return ha.replace(**{LEAVES[k]: v[i] for i, k in enumerate(keys)})
 
 
 def _over_points(at, xs, chunk):
