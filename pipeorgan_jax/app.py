@@ -100,6 +100,13 @@ def run(cfg: DictConfig) -> Outcome:
             return Outcome(describe(models, out))
         if task == "import":
             return Outcome(write_workloads(models, out))
+        if task == "scenario":
+            from pipeorgan_jax.scenario_task import ScenarioError, load_scenarios
+            try:
+                load_scenarios(cfg.workload)  # a bad scenario fails before any search
+            except (ScenarioError, ValueError) as e:
+                log.error(f"error: {e}")
+                return Outcome(1)
         from pipeorgan_jax.devices import DeviceError, select_devices
         try:
             devices = select_devices(_value(cfg.device))
@@ -109,6 +116,12 @@ def run(cfg: DictConfig) -> Outcome:
         from pipeorgan_jax import interrupt
         with interrupt.deferred():  # jax's import must not be unwound halfway
             from pipeorgan_jax.explore import explore
+            from pipeorgan_jax.scenario_task import run_scenarios
+            from pipeorgan_jax.codesign_task import run_codesign
+        if task == "scenario":
+            return Outcome(run_scenarios(cfg, hw, models, out, devices=devices))
+        if task == "codesign":
+            return Outcome(run_codesign(cfg, hw, models, out))
         return Outcome(*explore(cfg, hw, models, out, devices=devices, cache=cache))
     finally:
         lock.release()
