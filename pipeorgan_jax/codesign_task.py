@@ -116,16 +116,15 @@ def run_codesign(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path) 
 
 def _summarize(doc: dict, H: int) -> None:
     """Per group and over all models, per point: geomean speedups, flexible latency, energy."""
-    groups: dict[str, list] = {}
+    names: dict[str, list] = {}
     for name, r in doc["models"].items():
-        groups.setdefault(r["group"], []).append(r)
-    groups["all"] = list(doc["models"].values())
+        names.setdefault(r["group"], []).append(name)
+    names["all"] = list(doc["models"])
     doc["groups"] = {}
-    for g, rs in groups.items():
-        if not rs:
-            continue
+    for g, ns in names.items():
+        rs = [doc["models"][n] for n in ns]
         doc["groups"][g] = {
-            "models": [n for n, r in doc["models"].items() if r in rs],
+            "models": ns,
             "geomean_speedup_vs_chunked": _gmean([r["speedup_vs_chunked"] for r in rs]),
             "geomean_speedup_vs_layer_by_layer": _gmean([r["speedup_vs_layer_by_layer"] for r in rs]),
             "geomean_flexible_latency_cycles": _gmean([r["flexible"]["latency_cycles"] for r in rs]),
