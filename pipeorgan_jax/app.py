@@ -102,9 +102,12 @@ def run(cfg: DictConfig) -> Outcome:
             return Outcome(write_workloads(models, out))
         if task == "scenario":
             from pipeorgan_jax.scenario_task import ScenarioError, load_scenarios
-            try:
-                load_scenarios(cfg.workload)  # a bad scenario fails before any search
-            except (ScenarioError, ValueError) as e:
+            try:  # a bad scenario, or one naming an unknown model, fails before any search
+                have = {m.name for m in models}
+                for sc in load_scenarios(cfg.workload):
+                    models += [load_model(m.name) for m in sc.models if m.name not in have]
+                    have |= {m.name for m in sc.models}
+            except (ScenarioError, WorkloadError, ValueError) as e:
                 log.error(f"error: {e}")
                 return Outcome(1)
         from pipeorgan_jax.devices import DeviceError, select_devices

@@ -156,15 +156,20 @@ XR_BENCH_GROUPS = {
 }
 
 
+STUDY_GRID = {"glb_bytes_per_cycle": [0.125, 0.25, 0.5, 1.0, 2.0],
+              "dram_bytes_per_cycle": [0.125, 0.25, 0.5, 1.0, 2.0]}
+
+
 @dataclass
 class CodesignConfig:
     """task=codesign: hardware points, every shape-free hardware key batchable (hwbatch.LEAVES:
     glb_bytes_per_cycle, dram_bytes_per_cycle, distribution_bytes_per_cycle,
     link_bytes_per_cycle, router_latency_cycles, pe_sram_bytes, glb_bytes, mac_pj, ...)."""
-    # key -> values; the points are the full grid (every combination)
-    grid: Dict[str, List[float]] = field(default_factory=lambda: {
-        "glb_bytes_per_cycle": [0.125, 0.25, 0.5, 1.0, 2.0],
-        "dram_bytes_per_cycle": [0.125, 0.25, 0.5, 1.0, 2.0]})
+    # the swept keys and, for each, its values; the points are the full grid (every
+    # combination). Lists, so that an override replaces them:
+    # 'codesign.keys=[link_bytes_per_cycle]' 'codesign.values=[[0.5, 1, 2]]'
+    keys: List[str] = field(default_factory=lambda: list(STUDY_GRID))
+    values: List[List[float]] = field(default_factory=lambda: [list(v) for v in STUDY_GRID.values()])
     # values are multiples of the hardware config's own value (else absolute)
     relative: bool = True
     # > 0: that many random points instead of the grid, each key drawn log-uniformly between

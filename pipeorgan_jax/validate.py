@@ -193,22 +193,27 @@ def check_codesign(cd: Any) -> None:
     (energies and the router latency >= 0); relative values are multiples of the default."""
     from pipeorgan_jax.hwbatch import LEAVES, NONNEG_KEYS
     check_ranges(cd, CODESIGN, "codesign.")
-    grid = _get(cd, "grid") or {}
-    if not grid:
-        raise ConfigError("codesign.grid: no hardware key to sweep; give one or more, e.g. "
-                          "'codesign.grid={glb_bytes_per_cycle: [0.5, 1, 2]}'")
-    for k, vals in grid.items():
+    keys, values = list(_get(cd, "keys") or []), list(_get(cd, "values") or [])
+    if not keys:
+        raise ConfigError("codesign.keys: no hardware key to sweep; give one or more, e.g. "
+                          "'codesign.keys=[glb_bytes_per_cycle]' 'codesign.values=[[0.5, 1, 2]]'")
+    if len(values) != len(keys):
+        raise ConfigError(f"codesign.values: {len(values)} value lists for {len(keys)} keys "
+                          f"({', '.join(keys)}); give one list per key")
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"codesign.keys: a key is listed twice ({', '.join(keys)})")
+    for k, vals in zip(keys, values):
         if k not in LEAVES:
-            raise ConfigError(f"codesign.grid.{k}: not a shape-free hardware key; batchable: "
+            raise ConfigError(f"codesign.keys: {k} is not a shape-free hardware key; batchable: "
                               f"{', '.join(sorted(LEAVES))} (array shape and topology are "
                               "swept as a Hydra multirun, -m)")
         vals = list(vals or [])
         rng = NONNEG if k in NONNEG_KEYS else POS
         if not vals:
-            raise ConfigError(f"codesign.grid.{k}: give one or more values")
+            raise ConfigError(f"codesign.values for {k}: give one or more values")
         for v in vals:
             if not rng.ok(v):
-                raise ConfigError(f"codesign.grid.{k}: value {v!r} must be {rng.describe()}")
+                raise ConfigError(f"codesign.values for {k}: {v!r} must be {rng.describe()}")
 
 
 def numeric_fields(dc: type, prefix: str = "") -> Iterable[str]:
