@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def hardware_points(cd, hw: Hardware, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(keys, absolute values [H, k], multiples of the default [H, k]) from the config: the
     full grid, or `random_points` log-uniform draws within each key's grid range."""
-    grid = {str(k): [float(v) for v in vals] for k, vals in zip(cd.keys, cd.values)}
+    grid = {str(k): [float(v) for v in vals] for k, vals in zip(cd["keys"], cd["values"])}
     keys = list(grid)
     base = np.asarray([default_value(hw, k) for k in keys])
     if cd.random_points > 0:

@@ -169,7 +169,7 @@ class CodesignConfig:
     # combination). Lists, so that an override replaces them:
     # 'codesign.keys=[link_bytes_per_cycle]' 'codesign.values=[[0.5, 1, 2]]'
     keys: List[str] = field(default_factory=lambda: list(STUDY_GRID))
-    values: List[List[float]] = field(default_factory=lambda: [list(v) for v in STUDY_GRID.values()])
+    values: List[Any] = field(default_factory=lambda: [list(v) for v in STUDY_GRID.values()])
     # values are multiples of the hardware config's own value (else absolute)
     relative: bool = True
     # > 0: that many random points instead of the grid, each key drawn log-uniformly between

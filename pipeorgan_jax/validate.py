@@ -207,6 +207,8 @@ def check_codesign(cd: Any) -> None:
             raise ConfigError(f"codesign.keys: {k} is not a shape-free hardware key; batchable: "
                               f"{', '.join(sorted(LEAVES))} (array shape and topology are "
                               "swept as a Hydra multirun, -m)")
+        if not isinstance(vals, (list, tuple)) and not hasattr(vals, "__len__"):
+            raise ConfigError(f"codesign.values for {k}: {vals!r} must be a list of numbers")
         vals = list(vals or [])
         rng = NONNEG if k in NONNEG_KEYS else POS
         if not vals:

@@ -113,7 +113,7 @@ def test_codesign_task_writes_points_and_plots(tmp_path):
 
 @pytest.mark.parametrize("override,needle", [
     ("codesign.keys=[rows,dram_bytes_per_cycle]", "codesign.keys: rows is not a shape-free hardware key"),
-    ("codesign.values=[[1],[0.5,-1]]", "codesign.values for dram_bytes_per_cycle: -1.0 must be"),
+    ("codesign.values=[[1],[0.5,-1]]", "codesign.values for dram_bytes_per_cycle: -1 must be"),
     ("codesign.values=[[1]]", "codesign.values: 1 value lists for 2 keys"),
     ("codesign.max_rows=0", "codesign.max_rows=0"),
     ("scenario.rt_k_per_ms=-1", "scenario.rt_k_per_ms=-1"),
