@@ -50,26 +50,27 @@ class MultiScorer:
         self.score_seconds = 0.0
         self.rows = 0  # (point, placement) pairs scored, padding excluded
 
-    def _pad(self, f: np.ndarray, axis: int) -> np.ndarray:
+    def _pad(self, f: np.ndarray, axis: int, size: int) -> np.ndarray:
         n = f.shape[axis]
-        if n == self.batch:
+        if n == size:
             return f
-        reps = np.take(f, [0] * (self.batch - n), axis=axis)
+        reps = np.take(f, [0] * (size - n), axis=axis)
         return np.concatenate([f, reps], axis=axis)
 
     def _run(self, kind: str, p: Placement, axis: int) -> dict[str, np.ndarray]:
         n = p.seg_end.shape[axis]
-        if n > self.batch:
-            raise ValueError(f"batch of {n} placements > {self.batch}")
-        p = Placement(*(self._pad(np.asarray(f), axis) for f in p.fields()))
+        size = self.batch * -(-n // self.batch)  # whole multiples of `batch`
+        p = Placement(*(self._pad(np.asarray(f), axis, size) for f in p.fields()))
         fn = score_points if kind == "shared" else score_points_each
-        if kind not in self.compiled:
+        key = (kind, size)
+        if key not in self.compiled:
             t0 = time.perf_counter()
-            self.compiled[kind] = fn.lower(self.ma, self.ha, self.values, p, keys=self.keys,
-                                           chunk=self.chunk).compile()
+            chunk = max(1, self.chunk * self.batch // size)
+            self.compiled[key] = fn.lower(self.ma, self.ha, self.values, p, keys=self.keys,
+                                          chunk=chunk).compile()
             self.compile_seconds += time.perf_counter() - t0
         t0 = time.perf_counter()
-        c = self.compiled[kind](self.ma, self.ha, self.values, p)
+        c = self.compiled[key](self.ma, self.ha, self.values, p)
         out = {k: np.asarray(getattr(c, k))[:, :n] for k in _FIELDS}
         self.score_seconds += time.perf_counter() - t0
         self.rows += self.H * n
@@ -80,8 +81,23 @@ class MultiScorer:
         return self._run("shared", p, 0)
 
     def each(self, p: Placement) -> dict[str, np.ndarray]:
-        """[H, B] placements, point h scores its own row p[h] -> [H, B, ...]."""
+        """[H, B] placements, point h scores its own row p[h] -> [H, B, ...]. About 10x the
+        time per row of `shared`: there XLA computes what does not depend on the hardware
+        scalars once per placement, here once per (point, placement)."""
         return self._run("each", p, 1)
+
+    def diagonal(self, p: Placement) -> dict[str, np.ndarray]:
+        """[H] placements, one per point, each scored at its own point -> [H, ...], through
+        `shared` calls of `batch` rows (cheaper than `each` for one row per point)."""
+        H, B = self.H, self.batch
+        out: dict[str, list] = {}
+        for a in range(0, H, B):
+            rows = np.arange(a, min(a + B, H))
+            c = self.shared(Placement(*(np.asarray(f)[rows] for f in p.fields())))
+            for k, v in c.items():
+                out.setdefault(k, []).append(v[rows, rows - a])
+        self.rows -= H * H - H  # count the pairs used, not the wasted off-diagonal ones
+        return {k: np.concatenate(v) for k, v in out.items()}
 
 
 def _objective(objective: str, lat, en, lam):
@@ -103,7 +119,7 @@ class PointsResult:
 
 def dp_points(ms: MultiScorer, space: Space, objective: str, rng: np.random.Generator,
               rounds: int = 2, mutation: float = 0.15,
-              seeds: Optional[PointsResult] = None) -> PointsResult:
+              seeds: Optional[PointsResult] = None, mutation_factor: int = 4) -> PointsResult:
     """`search.dp` at every point at once (module docstring); `seeds`: one placement per
     point whose segments are candidates there and whose whole-network cost the result never
     exceeds (the nested smaller space's best)."""
@@ -113,8 +129,7 @@ def dp_points(ms: MultiScorer, space: Space, objective: str, rng: np.random.Gene
     red_ok = np.asarray([l.reduction_ok for l in ms.model.layers])
     lam = np.zeros((H, 1))
     if objective == "edp":
-        c = ms.each(Placement(*(np.broadcast_to(np.asarray(f)[None, None], (H, 1, L))
-                                for f in layer_by_layer(L).fields())))
+        c = ms.shared(Placement(*(np.asarray(f)[None] for f in layer_by_layer(L).fields())))
         lam = (c["latency_cycles"][:, :1] / np.maximum(c["energy_pj"][:, :1], 1e-30))
     # (a, b) -> [value [H], fields: 4 arrays [H, b - a + 1]]
     best: dict[tuple[int, int], list] = {}
@@ -149,12 +164,12 @@ def dp_points(ms: MultiScorer, space: Space, objective: str, rng: np.random.Gene
             keep(int(a), int(b), v[hh, i, j], [f[hh, i, a:b + 1] for f in fields])
 
     if seeds is not None:
-        c = ms.each(Placement(*(np.asarray(f)[:, None] for f in seeds.placements.fields())))
+        c = ms.diagonal(seeds.placements)
         for h in range(H):
             se = np.asarray(seeds.placements.seg_end[h])
             ends = np.flatnonzero(se)
             starts = np.concatenate([[0], ends[:-1] + 1])
-            v = seg_values({k: x[h:h + 1, 0] for k, x in c.items()}, starts)[0]
+            v = seg_values({k: x[h:h + 1] for k, x in c.items()}, starts)[0]
             for j, (a, b) in enumerate(zip(starts, ends)):
                 vv = np.full(H, np.inf)
                 vv[h] = v[j]
@@ -175,11 +190,11 @@ def dp_points(ms: MultiScorer, space: Space, objective: str, rng: np.random.Gene
                     p = sample(rng, L, B, D, space.orgs, space.grans, space.parts,
                                shares=space.shares, red_ok=red_ok)
                     p = Placement(np.broadcast_to(seg_end, p.seg_end.shape).copy(), *p.fields()[1:])
-                if r == 0:
-                    harvest(p, ms.shared(p), seg_end)
-                else:
-                    q = _mutate_around(p, best, seg_end, rng, mutation, H)
-                    harvest(q, ms.each(q), seg_end)
+                if r > 0:  # mutation_factor x the batch: the points' bests share it
+                    p = sample(rng, L, B * mutation_factor, D, space.orgs, space.grans,
+                               space.parts, shares=space.shares, red_ok=red_ok)
+                    p = _mutate_around(p, best, seg_end, rng, mutation, H)
+                harvest(p, ms.shared(p), seg_end)
     # boundary DP, every point at once
     f = np.full((H, L + 1), np.inf)
     f[:, 0] = 0.0
@@ -207,9 +222,9 @@ def dp_points(ms: MultiScorer, space: Space, objective: str, rng: np.random.Gene
                 fi[h, a:b] = v[h]
             b = a
     res = Placement(seg_end, *fields)
-    c = ms.each(Placement(*(f[:, None] for f in res.fields())))
-    out = PointsResult(res, c["latency_cycles"][:, 0].astype(np.float64),
-                       c["energy_pj"][:, 0].astype(np.float64), c["feasible"][:, 0])
+    c = ms.diagonal(res)
+    out = PointsResult(res, c["latency_cycles"].astype(np.float64),
+                       c["energy_pj"].astype(np.float64), c["feasible"])
     if seeds is not None:  # the spaces nest: never worse than the seed, point by point
         out = _better(out, seeds, objective, lam[:, 0])
     return out
@@ -248,9 +263,10 @@ def _enumerated(seg_end: np.ndarray, space: Space, depth: int) -> Placement:
 
 def _mutate_around(p: Placement, best: dict, seg_end: np.ndarray, rng: np.random.Generator,
                    rate: float, H: int) -> Placement:
-    """[H, B] batch: point h's rows start from h's best inner choice of each segment, every
-    field of every layer resampled (from the fresh batch `p`) with probability `rate`; row 0
-    is h's unmutated best."""
+    """One batch shared by every point: the distinct per-point bests of this tiling's segments
+    (rows 0..k-1, unmutated), then mutations of them, round-robin, every field of every layer
+    resampled (from the fresh batch `p`) with probability `rate`. Scored at every point, each
+    point can also take a mutation of another point's best."""
     fields = [np.asarray(f) for f in p.fields()[1:]]  # [B, L]
     B, L = fields[0].shape
     base = [np.broadcast_to(f[0], (H, L)).copy() for f in fields]
@@ -261,12 +277,16 @@ def _mutate_around(p: Placement, best: dict, seg_end: np.ndarray, rng: np.random
         if got is not None:
             for bf, v in zip(base, got[1]):
                 bf[:, a:b + 1] = v
+    _, first = np.unique(np.concatenate(base, axis=1), axis=0, return_index=True)
+    bases = [bf[np.sort(first)][:B] for bf in base]  # [k, L], in point order
+    k = len(bases[0])
+    src = np.arange(B) % k
     out = []
-    for f, bf in zip(fields, base):
-        keep = rng.random((H, B, L)) >= rate
-        keep[:, 0] = True
-        out.append(np.where(keep, bf[:, None, :], f[None]).astype(np.int32))
-    return Placement(np.broadcast_to(seg_end, (H, B, L)).copy(), *out)
+    for f, bf in zip(fields, bases):
+        keep = rng.random((B, L)) >= rate
+        keep[:k] = True
+        out.append(np.where(keep, bf[src], f).astype(np.int32))
+    return Placement(np.broadcast_to(seg_end, (B, L)).copy(), *out)
 
 
 def codesign_model(model: Model, hw: Hardware, keys: Sequence[str], values: np.ndarray,
