@@ -188,7 +188,7 @@ def timeline_png(sc: Scenario, played: dict, path: Path) -> None:
             bars = [(s, min(e, window) - s) for f in mine for s, e, _ in f.runs if s < window]
             if bars:  # one call per lane: thousands of segments draw at once
                 ax.broken_barh(bars, (k - 0.35, 0.7), facecolors=colors(k % 10),
-                               edgecolors="black", linewidth=0.2)
+                               edgecolors="none")
             dl = [f.deadline_ms for f in mine if f.deadline_ms <= window]
             ax.vlines(dl, k - 0.45, k + 0.45, color="black", lw=0.8)
             drop = [f.deadline_ms for f in mine if f.dropped]
