@@ -110,3 +110,46 @@ def test_scenario_workloads_match_xrbench_facts():
             assert m.fps == want[m.name]["fps"]
             assert m.depends_on == want[m.name]["dep"]
             assert m.trigger_probability == (want[m.name]["prob"] or 1.0)
+
+
+def _run(args, tmp_path):
+    import os
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    return subprocess.run([sys.executable, "-m", "pipeorgan_jax", *args, "progress=false",
+                           f"hydra.run.dir={tmp_path}", f"compilation_cache_dir={tmp_path / 'xla'}"],
+                          capture_output=True, text=True, cwd=root, env=env, timeout=600)
+
+
+def test_scenario_task_end_to_end(tmp_path):
+    import json
+    r = _run(["task=scenario", "+workload=custom", "workload.models=[KD_res8_narrow,AS_ED_TCN]",
+              "+workload.fps={KD_res8_narrow: 200, AS_ED_TCN: 100}",
+              "+workload.depends_on={AS_ED_TCN: KD_res8_narrow}", "hardware=small",
+              "search.dp_batch_size=16", "search.dp_rounds=1", "search.max_depth=3"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "scenarios.json").read_text())
+    e = doc["scenarios"]["custom"]
+    assert e["horizon_ms"] == pytest.approx(10.0)
+    for space in ("layer_by_layer", "chunked", "flexible"):
+        ms = e[space]["models"]
+        assert ms["KD_res8_narrow"]["frames"] == 2 and ms["AS_ED_TCN"]["frames"] == 1
+        assert ms["AS_ED_TCN"]["deadline_ms"] == pytest.approx(10.0)
+        # latency in ms at the clock (1 GHz): cycles / 1e6
+        lat = doc["models"]["AS_ED_TCN"][space]
+        assert ms["AS_ED_TCN"]["latency_ms"] == pytest.approx(lat["latency_cycles"] / 1e6, rel=1e-6)
+        assert 0 <= e[space]["score"] <= 100
+    # the nested spaces: flexible is never slower than chunked, chunked than layer-by-layer
+    lat = {s: doc["models"]["AS_ED_TCN"][s]["latency_ms"] for s in ("layer_by_layer", "chunked", "flexible")}
+    assert lat["flexible"] <= lat["chunked"] * (1 + 1e-6) <= lat["layer_by_layer"] * (1 + 1e-6)
+    assert (tmp_path / "scenarios.csv").read_text().count("\n") == 1 + 3 * 2
+    assert (tmp_path / "plots" / "timeline_custom.png").is_file()
+    assert "custom (horizon 10.0 ms): score" in r.stdout
+
+
+def test_scenario_task_on_a_plain_workload_is_one_line(tmp_path):
+    r = _run(["task=scenario", "+workload=KD_res8_narrow", "hardware=small"], tmp_path)
+    assert r.returncode == 1
+    assert "not a usage scenario" in r.stderr and "Traceback" not in r.stderr
