@@ -258,7 +258,6 @@ def pareto_png(doc: dict, path: Path) -> None:
         ax.plot(lat[d], en[d], "k*", ms=10, label="default")
     ax.set_xlabel("geomean flexible latency (Mcycles)")
     ax.set_ylabel("geomean flexible energy (uJ)")
-    ax.set_xscale("log")
     ax.legend(fontsize=7)
     ax.set_title(f"hardware points on {doc['hardware']} ({', '.join(keys)})", fontsize=8)
     fig.tight_layout()
