@@ -174,8 +174,8 @@ def table(doc: dict) -> str:
     groups = [g for g in doc["groups"] if g != "all"] + ["all"]
     head = ("  ".join(f"{k[:14]:>14s}" for k in keys) + "  "
             + "  ".join(f"{g[:13] + ' xch/xLbL':>22s}" for g in groups) + "  flex Mcyc  flex uJ  pareto")
-    lines = [f"geomean speedup of flexible over chunked / over layer-by-layer per model group "
-             f"(hardware values: multiple of default)", head, "-" * len(head)]
+    lines = ["geomean speedup of flexible over chunked / over layer-by-layer per model group "
+             "(hardware values: multiple of default)", head, "-" * len(head)]
     for h, rl in enumerate(doc["relative"]):
         cells = "  ".join(f"{rl[k]:>14.4g}" for k in keys)
         sp = "  ".join(f"{doc['groups'][g]['geomean_speedup_vs_chunked'][h]:>10.3f}/"
