@@ -2,7 +2,7 @@
 
 For every built-in model on a hardware config, every layer runs alone (a depth-1 segment)
 with every tile size and every partition; its latency from the batch model is held against
-bounds worked out here from first principles, independently of cost.py:
+bounds worked out here from first principles, independently of cost/:
 - compute: the layer's ops over every PE of the array;
 - GLB: its inputs read + its output written + its weights written (from DRAM) and read once +
   its network inputs written, over the GLB bandwidth;
@@ -21,7 +21,8 @@ import numpy as np
 from pipeorgan_jax.cost import Scorer
 from pipeorgan_jax.hardware import load_hardware
 from pipeorgan_jax.placement import GRAN_ROWS, layer_by_layer_grid
-from pipeorgan_jax.workload import MODELS_DIR, load_model
+from pipeorgan_jax.workload import MODELS_DIR
+from pipeorgan_jax.loading import load_model
 
 
 def layer_bounds(model, hw) -> np.ndarray:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeorgan_jax.cost import Scorer  # noqa: E402
 from pipeorgan_jax.hardware import load_hardware  # noqa: E402
 from pipeorgan_jax.search import Problem, baseline_spaces, dp, run_strategy  # noqa: E402
-from pipeorgan_jax.workload import load_model  # noqa: E402
+from pipeorgan_jax.loading import load_model  # noqa: E402
 
 STRATEGIES = ("random", "evolutionary", "annealing", "gradient")
 

@@ -72,7 +72,9 @@ class Tally:
     rows: int = 0
     segment_evaluations: int = 0
     _seen: set = dataclasses.field(default_factory=set, repr=False)
-    _segments: list = dataclasses.field(default_factory=list, repr=False)
+    _merged: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.uint64), repr=False)
+    _pending: list = dataclasses.field(default_factory=list, repr=False)
+    _pending_n: int = 0
 
     def add_placements(self, p: Placement) -> int:
         """Count a scored batch; returns how many of its placements were new."""
@@ -85,9 +87,21 @@ class Tally:
     def add_segments(self, hashes: np.ndarray) -> None:
         self.segment_evaluations += int(np.size(hashes))
         # unique per batch keeps memory at the distinct count; merged lazily
-        self._segments.append(np.unique(hashes))
-        if len(self._segments) > 64:
-            self._segments = [np.unique(np.concatenate(self._segments))]
+        u = np.unique(hashes)
+        self._pending.append(u)
+        self._pending_n += len(u)
+        if self._pending_n > max(1 << 20, len(self._merged)):
+            self._merge()
+
+    def _merge(self) -> None:
+        """Fold the pending batches into the sorted distinct hashes: a stable sort of two
+        sorted runs is a linear merge, so a count costs O(new), not a re-sort of everything."""
+        if not self._pending:
+            return
+        c = np.concatenate([self._merged, np.unique(np.concatenate(self._pending))])
+        c.sort(kind="stable")
+        self._merged = c[np.concatenate([[True], c[1:] != c[:-1]])] if len(c) else c
+        self._pending, self._pending_n = [], 0
 
     @property
     def placements(self) -> int:
@@ -95,7 +109,5 @@ class Tally:
 
     @property
     def distinct_segments(self) -> int:
-        if not self._segments:
-            return 0
-        self._segments = [np.unique(np.concatenate(self._segments))]
-        return len(self._segments[0])
+        self._merge()
+        return len(self._merged)

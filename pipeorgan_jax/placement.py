@@ -1,7 +1,7 @@
 """Whole-network placements as fixed-shape arrays (docs/cost_model.md, "Placement").
 
 A `Placement` is a pytree; a batch of them is the same pytree with a leading batch axis on
-every field. Sampling, validation and decoding live here; scoring is in cost.py.
+every field. Sampling, validation and decoding live here; scoring is in cost/.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The exact reference cost model (docs/cost_model.md), one placement at a time, plain NumPy.
 
-Unlike the batch model (cost.py, closed forms at allocation-unit level) this module
+Unlike the batch model (cost/, closed forms at allocation-unit level) this module
 materializes every segment's PE -> layer map and unit positions (organization.py is the
 definition), builds every flow of the contract at PE level, routes each mesh flow hop by hop
 with XY routing on the actual topology (mesh, torus, express), counts bytes on every directed
