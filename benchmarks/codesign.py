@@ -17,7 +17,7 @@ from pipeorgan_jax.cost import hw_arrays, model_arrays
 from pipeorgan_jax.hardware import load_hardware
 from pipeorgan_jax.hwbatch import score_points, values_array
 from pipeorgan_jax.placement import sample
-from pipeorgan_jax.workload import load_model
+from pipeorgan_jax.loading import load_model
 
 
 def main() -> None:

@@ -102,7 +102,7 @@ def run(cfg: DictConfig) -> Outcome:
         if task == "import":
             return Outcome(write_workloads(models, out))
         if task == "scenario":
-            from pipeorgan_jax.scenario_task import ScenarioError, load_scenarios
+            from pipeorgan_jax.scenario import ScenarioError, load_scenarios
             try:  # a bad scenario, or one naming an unknown model, fails before any search
                 have = {m.name for m in models}
                 for sc in load_scenarios(cfg.workload):

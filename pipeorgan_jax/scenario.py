@@ -238,3 +238,34 @@ def timing_from_cost(seg_latency_cycles, latency_cycles: float, energy_pj: float
     cyc_per_ms = clock_ghz * 1e6
     return Timing(tuple(v * scale / cyc_per_ms for v in seg) or (latency_cycles / cyc_per_ms,),
                   energy_pj * 1e-9)
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+def load_scenarios(wl) -> list[Scenario]:
+    """The workload's scenarios: its `scenarios` list (conf/workload/<name>.yaml each), or the
+    workload itself when it has FPS targets."""
+    from omegaconf import OmegaConf
+    from pipeorgan_jax.config import WorkloadConfig
+    from pipeorgan_jax.paths import conf_dir
+    names = list(wl.get("scenarios") or [])
+    if not names:
+        if not wl.get("fps"):
+            raise ScenarioError(f"workload '{wl.name}' is not a usage scenario (no fps); use "
+                                "one of the seven (e.g. +workload=VR_gaming) or "
+                                "+workload=xr_bench_scenarios")
+        return [Scenario.from_workload(wl)]
+    out = []
+    for n in names:
+        path = conf_dir() / "workload" / f"{n}.yaml"
+        if not path.is_file():
+            raise ScenarioError(f"workload.scenarios: no scenario '{n}' in {path.parent}")
+        doc = OmegaConf.load(path)
+        doc.pop("defaults", None)
+        node = OmegaConf.merge(OmegaConf.structured(WorkloadConfig), doc)
+        if not node.get("fps"):
+            raise ScenarioError(f"workload.scenarios: '{n}' has no fps (not a usage scenario)")
+        out.append(Scenario.from_workload(node))
+    return out

@@ -8,48 +8,20 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from pipeorgan_jax.config import WorkloadConfig, to_dict
+from pipeorgan_jax.config import to_dict
 from pipeorgan_jax.cost import Scorer
 from pipeorgan_jax.counting import Tally
 from pipeorgan_jax.hardware import Hardware
-from pipeorgan_jax.paths import conf_dir
 from pipeorgan_jax.runfiles import safe_filename, write_json_atomic, write_text_atomic
-from pipeorgan_jax.scenario import Scenario, horizon_ms, play, timing_from_cost
+from pipeorgan_jax.scenario import Scenario, horizon_ms, load_scenarios, play, timing_from_cost
 from pipeorgan_jax.search import Problem, baseline_spaces, run_strategy
-from pipeorgan_jax.workload import Model, load_model
+from pipeorgan_jax.loading import load_model
+from pipeorgan_jax.workload import Model
 
 SPACES = ("layer_by_layer", "chunked", "flexible")
 log = logging.getLogger(__name__)
-
-
-class ScenarioError(ValueError):
-    pass
-
-
-def load_scenarios(wl) -> list[Scenario]:
-    """The workload's scenarios: its `scenarios` list (conf/workload/<name>.yaml each), or the
-    workload itself when it has FPS targets."""
-    names = list(wl.get("scenarios") or [])
-    if not names:
-        if not wl.get("fps"):
-            raise ScenarioError(f"workload '{wl.name}' is not a usage scenario (no fps); use "
-                                "one of the seven (e.g. +workload=VR_gaming) or "
-                                "+workload=xr_bench_scenarios")
-        return [Scenario.from_workload(wl)]
-    out = []
-    for n in names:
-        path = conf_dir() / "workload" / f"{n}.yaml"
-        if not path.is_file():
-            raise ScenarioError(f"workload.scenarios: no scenario '{n}' in {path.parent}")
-        doc = OmegaConf.load(path)
-        doc.pop("defaults", None)
-        node = OmegaConf.merge(OmegaConf.structured(WorkloadConfig), doc)
-        if not node.get("fps"):
-            raise ScenarioError(f"workload.scenarios: '{n}' has no fps (not a usage scenario)")
-        out.append(Scenario.from_workload(node))
-    return out
 
 
 def best_placements(model: Model, hw: Hardware, cfg: DictConfig, devices=None) -> dict:

@@ -14,7 +14,7 @@ from pipeorgan_jax.hardware import load_hardware
 from pipeorgan_jax.hwbatch import LEAVES, point_hardware, score_points, score_points_each, values_array
 from pipeorgan_jax.placement import Placement, sample
 from pipeorgan_jax.search import Problem, baseline_spaces, run_strategy
-from pipeorgan_jax.workload import load_model
+from pipeorgan_jax.loading import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
