@@ -15,7 +15,8 @@ from omegaconf import DictConfig
 from pipeorgan_jax.codesign import SPACES, codesign_model
 from pipeorgan_jax.config import to_dict
 from pipeorgan_jax.hardware import Hardware
-from pipeorgan_jax.hwbatch import CONFIG_PATH, INTEGER_KEYS, default_value
+from pipeorgan_jax.hwbatch import default_value
+from pipeorgan_jax.hwkeys import CONFIG_PATH, INTEGER_KEYS
 from pipeorgan_jax.runfiles import write_json_atomic, write_text_atomic
 from pipeorgan_jax.workload import Model
 

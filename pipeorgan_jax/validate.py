@@ -191,7 +191,7 @@ def _has(node: Any, key: str) -> bool:
 def check_codesign(cd: Any) -> None:
     """Ranges, then the grid: batchable keys only, one or more finite values per key, > 0
     (energies and the router latency >= 0); relative values are multiples of the default."""
-    from pipeorgan_jax.hwbatch import LEAVES, NONNEG_KEYS
+    from pipeorgan_jax.hwkeys import LEAVES, NONNEG_KEYS
     check_ranges(cd, CODESIGN, "codesign.")
     keys, values = list(_get(cd, "keys") or []), list(_get(cd, "values") or [])
     if not keys:
