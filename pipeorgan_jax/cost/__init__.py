@@ -11,7 +11,9 @@ and per link with a discrete-event schedule. The model reads as phases, one modu
 - `timing`   compute cycles, GLB and DRAM residency, the fill recurrence, bounds;
 - `energy`   energy from the byte and MAC counts.
 
-`score_one` below is the combine: those phases in order, then the whole-network reductions.
+`combine` below is those phases in order, then the whole-network reductions; `score_one` runs
+it on a placement. The phases' choice-dependent lines are written in `ops` primitives (exact
+by default); `relaxed` runs the same combine on soft choices, differentiably.
 Everything here is finite for any placement the validator accepts: an infeasible placement
 gets feasible=False, a reason code and costs computed as if it fit.
 """
