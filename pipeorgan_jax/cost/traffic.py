@@ -13,7 +13,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from pipeorgan_jax.cost import tables as T
-from pipeorgan_jax.cost.geometry import CHANNEL, F32, HYBRID, SPATIAL, Layers, Segments, Tiles, unit_hops
+from pipeorgan_jax.cost.geometry import CHANNEL, F32, SPATIAL, Layers, Segments, Tiles, unit_hops
 from pipeorgan_jax.cost.ops import EXACT
 from pipeorgan_jax.cost.tables import HwArrays, ModelArrays
 
