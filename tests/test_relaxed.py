@@ -10,7 +10,7 @@ from pipeorgan_jax.cost import hw_arrays, model_arrays, score_batch
 from pipeorgan_jax.cost import relaxed as R
 from pipeorgan_jax.hardware import load_hardware
 from pipeorgan_jax.loading import builtin_models, load_model
-from pipeorgan_jax.placement import sample
+from pipeorgan_jax.placement import Placement, concat, layer_by_layer, sample, stack
 
 FIELDS = ("latency_cycles", "energy_pj", "edp", "byte_hops", "glb_bytes", "dram_bytes", "max_link_bytes",
           "seg_latency", "seg_energy")
@@ -24,8 +24,13 @@ def _arrays(model: str, hardware: str, max_depth: int = 4):
 
 
 def _placements(m, ma, seed, batch=6, max_depth=4):
-    return sample(np.random.default_rng(seed), len(m.layers), batch, max_depth=max_depth,
-                  red_ok=np.asarray(ma.red_ok))
+    """Random placements, and layer-by-layer and chunked ones (feasible more often)."""
+    L = len(m.layers)
+    rnd = sample(np.random.default_rng(seed), L, batch, max_depth=max_depth, red_ok=np.asarray(ma.red_ok))
+    lbl = layer_by_layer(L, gran=3)
+    chunked = Placement(seg_end=(np.arange(L) % 2 == 1) | (np.arange(L) == L - 1), gran=lbl.gran,
+                        org=np.full(L, 2, np.int32), share=lbl.share, part=np.full(L, 2, np.int32))
+    return concat([rnd, stack([lbl, chunked])])
 
 
 def _random_soft(key, p, scale=2.0):
@@ -58,6 +63,7 @@ def test_temperature_zero_is_the_exact_batch_cost(model, hardware):
     m, ma, ha = _arrays(model, hardware)
     p = _placements(m, ma, seed=len(model) + len(hardware))
     exact = score_batch(ma, ha, p)
+    assert np.asarray(exact.feasible).any() and not np.asarray(exact.feasible).all()
     one = jax.vmap(R.one_hot)(p)
     rounded = R.round(one, p.seg_end, ma.red_ok)
     for f in ("gran", "org", "share", "part"):
@@ -81,7 +87,7 @@ def _objective(ma, ha, seg_end, t):
 
 def _check_gradients(model, hardware="xrbench_4k"):
     m, ma, ha = _arrays(model, hardware)
-    p = _placements(m, ma, seed=7, batch=1)[0]
+    p = _placements(m, ma, seed=7, batch=1)[0]  # a random one
     soft = R.one_hot(p, margin=1.0)
     g = jax.jit(jax.grad(_objective(ma, ha, p.seg_end, 1.0)))(soft)
     for f in ("gran", "org", "part", "log_share"):
