@@ -47,13 +47,19 @@ for k in a["log2"]:
     p = jax.device_put(sample(np.random.default_rng(k), L, B, max_depth=a["max_depth"]))
     try:
         t0 = time.perf_counter()
-        compiled = score_batch.lower(sc.ma, sc.ha, p).compile()
+        try:  # the options the project compiles with (cost.compiler_options), where it has them
+            from pipeorgan_jax.cost import compiler_options
+            opts = compiler_options()
+        except ImportError:
+            opts = {}
+        compiled = score_batch.lower(sc.ma, sc.ha, p).compile(compiler_options=opts)
         t_compile = time.perf_counter() - t0
         # XLA counts a while loop's body once, so a chunked batch (lax.map over chunks of 128)
         # is costed from an unchunked compile of one chunk
         probe = compiled
         if B > 128 and "chunk" in score_batch.__code__.co_varnames:
-            probe = score_batch.lower(sc.ma, sc.ha, jax.tree_util.tree_map(lambda x: x[:128], p)).compile()
+            probe = score_batch.lower(sc.ma, sc.ha, jax.tree_util.tree_map(lambda x: x[:128], p)).compile(
+                compiler_options=opts)
         ca = probe.cost_analysis()
         ca = ca[0] if isinstance(ca, (list, tuple)) else ca
         nb = 128 if probe is not compiled else B

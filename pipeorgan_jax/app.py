@@ -101,6 +101,16 @@ def run(cfg: DictConfig) -> Outcome:
             return Outcome(describe(models, out))
         if task == "import":
             return Outcome(write_workloads(models, out))
+        if task == "scenario":
+            from pipeorgan_jax.scenario import ScenarioError, load_scenarios
+            try:  # a bad scenario, or one naming an unknown model, fails before any search
+                have = {m.name for m in models}
+                for sc in load_scenarios(cfg.workload):
+                    models += [load_model(m.name) for m in sc.models if m.name not in have]
+                    have |= {m.name for m in sc.models}
+            except (ScenarioError, WorkloadError, ValueError) as e:
+                log.error(f"error: {e}")
+                return Outcome(1)
         from pipeorgan_jax.devices import DeviceError, select_devices
         try:
             devices = select_devices(_value(cfg.device))
@@ -110,6 +120,12 @@ def run(cfg: DictConfig) -> Outcome:
         from pipeorgan_jax import interrupt
         with interrupt.deferred():  # jax's import must not be unwound halfway
             from pipeorgan_jax.explore import explore
+            from pipeorgan_jax.scenario_task import run_scenarios
+            from pipeorgan_jax.codesign_task import run_codesign
+        if task == "scenario":
+            return Outcome(run_scenarios(cfg, hw, models, out, devices=devices))
+        if task == "codesign":
+            return Outcome(run_codesign(cfg, hw, models, out))
         return Outcome(*explore(cfg, hw, models, out, devices=devices, cache=cache))
     finally:
         lock.release()

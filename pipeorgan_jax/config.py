@@ -20,6 +20,8 @@ class Task(enum.Enum):
     vars()["import"] = "import"  # write each model as a workload YAML file (a keyword, hence vars)
     collect = "collect"  # gather a multirun folder (sweep_dir=) into one CSV and plots
     score = "score"  # re-score a saved placement file (placement=) on the chosen hardware
+    scenario = "scenario"  # XR-bench usage scenarios: models sharing the array at FPS targets
+    codesign = "codesign"  # a sweep of shape-free hardware points, scored in one batched call
 
 
 class Device(enum.Enum):
@@ -97,6 +99,9 @@ class WorkloadConfig:
     fps: Dict[str, float] = field(default_factory=dict)
     depends_on: Dict[str, str] = field(default_factory=dict)
     trigger_probability: Dict[str, float] = field(default_factory=dict)
+    # A list of scenarios (conf/workload/<name>.yaml, each with fps) for task=scenario, e.g.
+    # workload xr_bench_scenarios; empty: the workload itself is the scenario.
+    scenarios: List[str] = field(default_factory=list)
     # An ONNX op with no mapping: error (one line naming it) or passthrough (a free view).
     onnx_unsupported: str = "error"
 
@@ -128,6 +133,56 @@ class SearchConfig:
 
 
 @dataclass
+class ScenarioConfig:
+    """task=scenario: XR-bench's scoring (XRBench v0.1 defaults) and the simulated horizon."""
+    # real-time score 1 / (1 + exp(k (completion - deadline))), times in ms (XR-bench: k = 15)
+    rt_k_per_ms: float = 15.0
+    # energy score (E_max - E) / E_max per inference (XR-bench: E_max = 1500 mJ)
+    energy_max_mj: float = 1500.0
+    # simulated time; 0: the smallest whole number of hyperperiods in which every triggered
+    # model's trigger pattern repeats, capped at max_horizon_s
+    horizon_s: float = 0.0
+    max_horizon_s: float = 10.0
+
+
+XR_BENCH_GROUPS = {
+    # convolutional networks (CNN backbones, temporal conv, graph CNN on CNN features)
+    "convolutional": ["KD_res8_narrow", "AS_ED_TCN", "GE_FBNet_C", "ES_RITNet", "DR_RGBd_200",
+                      "DE_midas_v21_small", "HT_hand_graph_cnn_half"],
+    # transformer attention (matmul score/context layers)
+    "attention": ["ASR_EM_24L", "SS_HRViT_b1"],
+    # two-stage object / plane detectors (R-CNN heads)
+    "detection": ["OD_D2go_FasterRCNN", "PD_Plane_RCNN_Quarter"],
+}
+
+
+STUDY_GRID = {"glb_bytes_per_cycle": [0.125, 0.25, 0.5, 1.0, 2.0],
+              "dram_bytes_per_cycle": [0.125, 0.25, 0.5, 1.0, 2.0]}
+
+
+@dataclass
+class CodesignConfig:
+    """task=codesign: hardware points, every shape-free hardware key batchable (hwbatch.LEAVES:
+    glb_bytes_per_cycle, dram_bytes_per_cycle, distribution_bytes_per_cycle,
+    link_bytes_per_cycle, router_latency_cycles, pe_sram_bytes, glb_bytes, mac_pj, ...)."""
+    # the swept keys and, for each, its values; the points are the full grid (every
+    # combination). Lists, so that an override replaces them:
+    # 'codesign.keys=[link_bytes_per_cycle]' 'codesign.values=[[0.5, 1, 2]]'
+    keys: List[str] = field(default_factory=lambda: list(STUDY_GRID))
+    values: List[Any] = field(default_factory=lambda: [list(v) for v in STUDY_GRID.values()])
+    # values are multiples of the hardware config's own value (else absolute)
+    relative: bool = True
+    # > 0: that many random points instead of the grid, each key drawn log-uniformly between
+    # the smallest and largest of its grid values (seeded by `seed`)
+    random_points: int = 0
+    # (points x placements) rows held in memory at once inside the one compiled call
+    max_rows: int = 4096
+    # model groups for the summary and plots; a model in no group goes to "other"
+    groups: Dict[str, List[str]] = field(default_factory=lambda: {
+        k: list(v) for k, v in XR_BENCH_GROUPS.items()})
+
+
+@dataclass
 class Config:
     task: Task = Task.explore
     objective: Objective = Objective.latency
@@ -150,6 +205,8 @@ class Config:
     sweep_dir: Optional[str] = None
     # task=score: a placements/<model>.json written by an explore run.
     placement: Optional[str] = None
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    codesign: CodesignConfig = field(default_factory=CodesignConfig)
 
 
 def register() -> None:

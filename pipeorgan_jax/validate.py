@@ -103,6 +103,18 @@ SEARCH: dict[str, Range] = {
     "max_space": POS_INT,
 }
 
+SCENARIO: dict[str, Range] = {
+    "rt_k_per_ms": POS,
+    "energy_max_mj": POS,
+    "horizon_s": Range(lo=0, hi=3600),  # 0 = automatic
+    "max_horizon_s": Range(lo=0, hi=3600, lo_open=True),
+}
+
+CODESIGN: dict[str, Range] = {
+    "random_points": Range(lo=0, hi=1_000_000, integer=True),
+    "max_rows": POS_INT,
+}
+
 # numpy's default_rng takes any non-negative integer; the seed is documented as such.
 TOP: dict[str, Range] = {"seed": Range(lo=0, hi=2 ** 63 - 1, integer=True)}
 
@@ -163,6 +175,47 @@ def check(cfg: Any) -> None:
     check_ranges(_get(cfg, "search"), SEARCH, "search.")
     if _get(cfg, "workload") is not None:
         check_workload(_get(cfg, "workload"))
+    if _has(cfg, "scenario"):
+        check_ranges(_get(cfg, "scenario"), SCENARIO, "scenario.")
+    if _has(cfg, "codesign"):
+        check_codesign(_get(cfg, "codesign"))
+
+
+def _has(node: Any, key: str) -> bool:
+    try:
+        return _get(node, key) is not None
+    except (KeyError, AttributeError):
+        return False
+
+
+def check_codesign(cd: Any) -> None:
+    """Ranges, then the grid: batchable keys only, one or more finite values per key, > 0
+    (energies and the router latency >= 0); relative values are multiples of the default."""
+    from pipeorgan_jax.hwkeys import LEAVES, NONNEG_KEYS
+    check_ranges(cd, CODESIGN, "codesign.")
+    keys, values = list(_get(cd, "keys") or []), list(_get(cd, "values") or [])
+    if not keys:
+        raise ConfigError("codesign.keys: no hardware key to sweep; give one or more, e.g. "
+                          "'codesign.keys=[glb_bytes_per_cycle]' 'codesign.values=[[0.5, 1, 2]]'")
+    if len(values) != len(keys):
+        raise ConfigError(f"codesign.values: {len(values)} value lists for {len(keys)} keys "
+                          f"({', '.join(keys)}); give one list per key")
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"codesign.keys: a key is listed twice ({', '.join(keys)})")
+    for k, vals in zip(keys, values):
+        if k not in LEAVES:
+            raise ConfigError(f"codesign.keys: {k} is not a shape-free hardware key; batchable: "
+                              f"{', '.join(sorted(LEAVES))} (array shape and topology are "
+                              "swept as a Hydra multirun, -m)")
+        if not isinstance(vals, (list, tuple)) and not hasattr(vals, "__len__"):
+            raise ConfigError(f"codesign.values for {k}: {vals!r} must be a list of numbers")
+        vals = list(vals or [])
+        rng = NONNEG if k in NONNEG_KEYS else POS
+        if not vals:
+            raise ConfigError(f"codesign.values for {k}: give one or more values")
+        for v in vals:
+            if not rng.ok(v):
+                raise ConfigError(f"codesign.values for {k}: {v!r} must be {rng.describe()}")
 
 
 def numeric_fields(dc: type, prefix: str = "") -> Iterable[str]:

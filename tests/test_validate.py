@@ -26,6 +26,9 @@ def test_every_numeric_config_field_has_a_range():
     """A numeric field added to the hardware or search config needs a rule in validate.py."""
     assert set(validate.numeric_fields(HardwareConfig)) == set(validate.HARDWARE)
     assert set(validate.numeric_fields(SearchConfig)) == set(validate.SEARCH)
+    from pipeorgan_jax.config import CodesignConfig, ScenarioConfig
+    assert set(validate.numeric_fields(ScenarioConfig)) == set(validate.SCENARIO)
+    assert set(validate.numeric_fields(CodesignConfig)) == set(validate.CODESIGN)
 
 
 def test_shipped_configs_are_valid():
