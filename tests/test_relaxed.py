@@ -134,3 +134,22 @@ def test_adam_steps_lower_the_relaxed_latency():
     q = R.round(soft, seg_end, ma.red_ok)
     exact = score_batch(ma, ha, jax.tree_util.tree_map(lambda x: x[None], q))
     assert np.isfinite(np.asarray(exact.latency_cycles)).all()
+
+
+def test_restarts_vmap_and_temperature_is_traced():
+    """Many restarts at once: vmap of grad gives each restart its own gradient; one compiled
+    function serves every temperature."""
+    m, ma, ha = _arrays("AS_ED_TCN", "xrbench_4k")
+    L = len(m.layers)
+    seg_end = (np.arange(L) % 3 == 2) | (np.arange(L) == L - 1)
+    starts = jax.vmap(lambda k: R.uniform(L, k, 1.0))(jax.random.split(jax.random.PRNGKey(0), 3))
+    f = lambda s, t: R.relaxed_cost(ma, ha, seg_end, s, t).latency_cycles
+    gv = jax.jit(jax.vmap(jax.grad(f), in_axes=(0, None)))
+    one = jax.jit(jax.grad(f))
+    for t in (1.0, 0.25):
+        g = gv(starts, t)
+        for i in range(3):
+            gi = one(jax.tree_util.tree_map(lambda x: x[i], starts), t)
+            for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(gi)):
+                np.testing.assert_allclose(np.asarray(a[i]), np.asarray(b), rtol=1e-4, atol=1e-3 * np.abs(b).max())
+    assert gv._cache_size() == 1
