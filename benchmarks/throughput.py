@@ -57,7 +57,7 @@ for k in a["log2"]:
         # XLA counts a while loop's body once, so a chunked batch (lax.map over chunks of 128)
         # is costed from an unchunked compile of one chunk
         probe = compiled
-        if B > 128 and "chunk" in score_batch.__code__.co_varnames:
+        if B > 128 and hasattr(__import__("pipeorgan_jax.cost", fromlist=["x"]), "CPU_CHUNK"):
             probe = score_batch.lower(sc.ma, sc.ha, jax.tree_util.tree_map(lambda x: x[:128], p)).compile(
                 compiler_options=opts)
         ca = probe.cost_analysis()

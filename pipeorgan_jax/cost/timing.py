@@ -33,8 +33,8 @@ def memory(ma: ModelArrays, ha: HwArrays, sg: Segments, tr: Traffic) -> Memory:
     # crossing tensors it produces (exactly the contract's "intersecting" set).
     cross_out = ma.t_last[:L] > sg.z  # layer tensors consumed after their segment
     tb_layer = jnp.where(cross_out, ma.t_bytes[:L], 0.0)
-    ended = jnp.where(ma.t_end_idx >= 0, jnp.concatenate([tb_layer, net_in_bytes[L:]])[
-        jnp.maximum(ma.t_end_idx, 0)], 0.0).sum(1)  # crossing bytes last consumed at l
+    # crossing bytes last consumed at l
+    ended = ma.end_slots.reduce(jnp.concatenate([tb_layer, net_in_bytes[L:]]))
     alive_at = (ma.net_in_total + jnp.concatenate([jnp.zeros(1), jnp.cumsum(tb_layer)[:-1]])
                 - jnp.concatenate([jnp.zeros(1), jnp.cumsum(ended)[:-1]]))  # t_prod < l <= t_last
     # plus the next segment's weights, fetched from DRAM into the GLB during this one
@@ -88,11 +88,6 @@ def segment_latency(ma: ModelArrays, ha: HwArrays, ly: Layers, sg: Segments, tl:
             + ha.router * mx)
     t_out = (mx2(mx2(g_out / ha.glb_bw, g_out / ha.dist_bw), d_out / ha.dram_bw)
              / n_tiles + ha.router * port_far)
-    src_c = jnp.maximum(ma.in_src, 0)
-    has_in = ma.in_eidx >= 0
-    in_e = jnp.maximum(ma.in_eidx, 0)
-    lag_in = jnp.where(has_in, ed_.lag[in_e], 0.0)
-    in_intra = has_in & ed_.intra[in_e]
     F0 = jnp.where(glb_fed, t_in, 0.0)
     seg_link, ps_link = lk.seg_link, lk.ps_link
 
@@ -105,9 +100,8 @@ def segment_latency(ma: ModelArrays, ha: HwArrays, ly: Layers, sg: Segments, tl:
                 mx2(mx2(g_in, g_out) / ha.dist_bw, d_pipe / ha.dram_bw)) / n_tiles
     c_pace = mx2(mx2(cyc, jnp.where(glb_fed, t_in, 0.0)), ps_link / n_tiles / ha.link_bw)
     c_done = cyc + lk.x_ps  # a tile's output exists once its partial sums are reduced
-    x_in = jnp.where(has_in, lk.x_edge[in_e], 0.0)
-
-    Fill, End = fill(src_c, ma.rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles)
+    Fill, End = fill(ed_.src, ma.in_slots, ma.rows_full, ed_.intra, ed_.lag, lk.x_edge, c_pace, c_done,
+                     F0, n_tiles, sg.depth.max())
     m = sg.max(jnp.stack([End + jnp.where(tr.to_glb, t_out, 0.0), Fill], 1))
     pipe = mx2(m[:, 0], m[:, 1] + (n_tiles - 1) * sigma)
     # Weights: fetched from DRAM into the GLB while the previous segment runs (the first
@@ -121,67 +115,53 @@ def segment_latency(ma: ModelArrays, ha: HwArrays, ly: Layers, sg: Segments, tl:
     return mx2(preload + pipe, bound)
 
 
-def _fill_layer_major(src, rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles):
-    """The fill recurrence over a batch held layer-major ([L, B] per layer value, [L, D, B]
-    per in-edge slot): each step reads its producers' rows and writes its own, contiguous.
-    Returns (Fill, End) as [L, B]."""
-    L, B = c_pace.shape
-
-    def step(carry, i):
-        F, rho, E = carry
-        s = src[i]  # [D] producers of layer i
-        ok = in_intra[i]  # [D, B]
-        Fs, rs, Es = F[s], rho[s], E[s]  # [D, B]
-        prev = jnp.where(ok, Fs + lag_in[i] * rs + x_in[i], 0.0).max(0)
-        # a layer that waits for its producers' whole output then runs at its own pace
-        rho_i = jnp.where(rows_full[i], c_pace[i], jnp.maximum(c_pace[i], jnp.where(ok, rs, 0.0).max(0)))
-        F_i = jnp.maximum(prev, F0[i]) + c_done[i]
-        E_i = jnp.maximum(F_i + (n_tiles[i] - 1) * c_pace[i], jnp.where(ok, Es + x_in[i], 0.0).max(0) + c_done[i])
-        return (F.at[i].set(F_i), rho.at[i].set(rho_i), E.at[i].set(E_i)), None
-
-    z = jnp.zeros((L, B), F32)
-    (Fill, _, End), _ = jax.lax.scan(step, (z, z, z), jnp.arange(L))
-    return Fill, End
-
-
-def _fill_one(src, rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles):
-    add = lambda v: v[..., None]
-    F, E = _fill_layer_major(src, rows_full, add(in_intra), add(lag_in), add(x_in), add(c_pace),
-                             add(c_done), add(F0), add(n_tiles))
-    return F[:, 0], E[:, 0]
+def _fill_step(src, into, rows_full, intra, lag, x, c_pace, c_done, F0, n_tiles, F, rho, E):
+    """Every layer at once, from its producers' current values (one Jacobi sweep); per-edge
+    terms are reduced into their consumer layers through `into` (Slots)."""
+    Fs, rs, Es = F[src], rho[src], E[src]  # [E]
+    prev = into.reduce(jnp.where(intra, Fs + lag * rs + x, 0.0), "max")
+    # a layer that waits for its producers' whole output then runs at its own pace
+    rho = jnp.where(rows_full, c_pace, jnp.maximum(c_pace, into.reduce(jnp.where(intra, rs, 0.0), "max")))
+    F = jnp.maximum(prev, F0) + c_done
+    E = jnp.maximum(F + (n_tiles - 1) * c_pace, into.reduce(jnp.where(intra, Es + x, 0.0), "max") + c_done)
+    return F, rho, E
 
 
 @jax.custom_jvp
-def fill(src, rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles):
-    """Per layer: when its first tile is done (Fill) and its last (End), for one placement.
+def fill(src, into, rows_full, intra, lag, x, c_pace, c_done, F0, n_tiles, sweeps):
+    """Per layer: when its first tile is done (Fill) and its last (End).
 
-    Layer i's first tile needs its in-segment producers' first tiles plus `lag` more at their
-    pace, and the edge's transfer; `src` [L, D] are the producers (static), `in_intra`, `lag_in`,
-    `x_in` [L, D] the in-edge slots. Under vmap the batch runs layer-major (_fill_batched):
-    XLA:CPU would otherwise scatter each step's reads and writes across the [B, L] carry.
-    Derivatives come from the plain recurrence (custom_vmap has no reverse mode)."""
-    return _fill_batched(src, rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles)
+    Layer l's first tile needs its in-segment producers' first tiles, plus `lag` more at their
+    pace (rho), plus the edge's transfer `x`; its last tile needs its producers' last. `src`,
+    `intra`, `lag`, `x` are per edge, `into` maps edges to their consumer layers.
+
+    This is a longest-path recurrence in (max, +) over the in-segment edges, so instead of L
+    sequential steps it is solved by Jacobi sweeps over every layer at once: after k sweeps
+    every layer at most k deep in its segment holds its final value (the same operations on
+    the same operands as the sequential recurrence, so the same floats), and `sweeps` = the
+    deepest segment suffices. A 1,149-layer model needs <= max_depth sweeps, not 1,149 steps."""
+    args = (src, into, rows_full, intra, lag, x, c_pace, c_done, F0, n_tiles)
+    z = jnp.zeros_like(c_pace)
+
+    def body(c):
+        k, F, rho, E = c
+        return (k + 1,) + _fill_step(*args, F, rho, E)
+
+    _, F, _, E = jax.lax.while_loop(lambda c: c[0] < sweeps, body, (jnp.zeros((), jnp.int32), z, z, z))
+    return F, E
+
+
+def _fill_fixed(n: int, *args):
+    """`n` sweeps, a fixed count (differentiable: a while loop has no reverse mode)."""
+    z = jnp.zeros_like(args[6])
+    F, _, E = jax.lax.fori_loop(0, n, lambda k, c: _fill_step(*args, *c), (z, z, z))
+    return F, E
 
 
 @fill.defjvp
 def _fill_jvp(primals, tangents):
-    return jax.jvp(_fill_one, primals, tangents)
-
-
-@jax.custom_batching.custom_vmap
-def _fill_batched(src, rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles):
-    return _fill_one(src, rows_full, in_intra, lag_in, x_in, c_pace, c_done, F0, n_tiles)
-
-
-@_fill_batched.def_vmap
-def _fill_vmap(axis_size, in_batched, src, rows_full, *per_placement):
-    if in_batched[0] or in_batched[1]:  # a batch of models: no layer-major shortcut
-        out = jax.vmap(lambda s, r, *a: _fill_one(s, r, *a),
-                       in_axes=(0 if in_batched[0] else None, 0 if in_batched[1] else None)
-                       + tuple(0 if b else None for b in in_batched[2:]))(src, rows_full, *per_placement)
-        return out, (True, True)
-    # batch axis last: [B, L] -> [L, B], [B, L, D] -> [L, D, B]
-    to_lm = lambda v, b: jnp.moveaxis(v, 0, -1) if b else jnp.broadcast_to(v[..., None], v.shape + (axis_size,))
-    args = [to_lm(v, b) for v, b in zip(per_placement, in_batched[2:])]
-    F, E = _fill_layer_major(src, rows_full, *args)
-    return (F.T, E.T), (True, True)
+    # tangents from a fixed number of sweeps: the layer count bounds every segment's depth
+    L = primals[6].shape[0]
+    out = fill(*primals)
+    _, t = jax.jvp(lambda *a: _fill_fixed(L, *a), primals[:-1], tangents[:-1])
+    return out, t

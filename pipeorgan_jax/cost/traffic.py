@@ -20,11 +20,11 @@ from pipeorgan_jax.cost.tables import HwArrays, ModelArrays
 
 def by_dst(ma: ModelArrays, v):
     """[E] edge values summed into their consumer layer: [L]."""
-    return jnp.where(ma.in_eidx >= 0, v[jnp.maximum(ma.in_eidx, 0)], 0.0).sum(1)
+    return ma.in_slots.reduce(v)
 
 
 def by_src(ma: ModelArrays, v):
-    return jnp.where(ma.out_eidx >= 0, v[jnp.maximum(ma.out_eidx, 0)], 0.0).sum(1)
+    return ma.out_slots.reduce(v)
 
 
 class Edges(NamedTuple):
