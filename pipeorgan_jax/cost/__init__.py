@@ -11,7 +11,9 @@ and per link with a discrete-event schedule. The model reads as phases, one modu
 - `timing`   compute cycles, GLB and DRAM residency, the fill recurrence, bounds;
 - `energy`   energy from the byte and MAC counts.
 
-`score_one` below is the combine: those phases in order, then the whole-network reductions.
+`combine` below is those phases in order, then the whole-network reductions; `score_one` runs
+it on a placement. The phases' choice-dependent lines are written in `ops` primitives (exact
+by default); `relaxed` runs the same combine on soft choices, differentiably.
 Everything here is finite for any placement the validator accepts: an infeasible placement
 gets feasible=False, a reason code and costs computed as if it fit.
 """
@@ -28,13 +30,14 @@ import numpy as np
 from pipeorgan_jax.cost import energy as _energy
 from pipeorgan_jax.cost import geometry, timing, traffic
 from pipeorgan_jax.cost.geometry import CHANNEL, HYBRID, REDUCTION, SPATIAL
+from pipeorgan_jax.cost.ops import EXACT
 from pipeorgan_jax.cost.tables import HwArrays, ModelArrays, hw_arrays, model_arrays
 from pipeorgan_jax.hardware import Hardware
 from pipeorgan_jax.placement import Placement
 from pipeorgan_jax.workload import Model
 
 __all__ = ["CHANNEL", "HYBRID", "REDUCTION", "SPATIAL", "REASONS", "Cost", "HwArrays", "ModelArrays",
-           "Scorer", "hw_arrays", "model_arrays", "score_batch", "score_one"]
+           "Scorer", "combine", "hw_arrays", "model_arrays", "score_batch", "score_one"]
 
 REASONS = ("ok", "segment deeper than the array has units (or than max_depth)", "PE SRAM capacity",
            "reduction partition on a layer that is not fc, matmul or 1x1 conv")
@@ -64,37 +67,45 @@ class Cost(NamedTuple):
 
 def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     """Cost of one placement (vmap this over a batch)."""
-    L = ma.n_layers
-    sg = geometry.segments(p.seg_end, L, ha.max_depth)
-    ly = geometry.layers(ma, ha, p, sg)
-    tl = geometry.tiles(ma, ly, sg)
-    ed = traffic.edges(ma, ha, ly, sg, tl)
-    tr = traffic.traffic(ma, ha, ly, sg, tl, ed)
-    lk = traffic.links(ma, ha, ly, sg, tl, ed, tr)
+    sg = geometry.segments(p.seg_end, ma.n_layers, ha.max_depth)
+    return combine(ma, ha, sg, geometry.layers(ma, ha, p, sg))
+
+
+def combine(ma: ModelArrays, ha: HwArrays, sg: geometry.Segments, ly: geometry.Layers,
+            ops=EXACT, with_traffic: bool = False):
+    """The phases after a placement's segments and layers, in order, then the whole-network
+    reductions: a Cost (and the Traffic record, with_traffic). `ops` (cost/ops.py) is EXACT
+    for the batch model; relaxed.py passes Soft primitives and layers whose choices are
+    probabilities."""
+    tl = geometry.tiles(ma, ly, sg, ops)
+    ed = traffic.edges(ma, ha, ly, sg, tl, ops)
+    tr = traffic.traffic(ma, ha, ly, sg, tl, ed, ops)
+    lk = traffic.links(ma, ha, ly, sg, tl, ed, tr, ops)
     mem = timing.memory(ma, ha, sg, tr)
-    seg_lat = timing.segment_latency(ma, ha, ly, sg, tl, ed, tr, lk, mem)
+    seg_lat = timing.segment_latency(ma, ha, ly, sg, tl, ed, tr, lk, mem, ops)
     en = _energy.energy(ma, ha, tr, mem)
 
     # Whole-network reductions.
     latency = jnp.where(sg.is_first, seg_lat, 0.0).sum() + mem.spill / ha.dram_bw
     energy = en.total_pj
     too_deep = sg.depth > ha.max_depth
-    bad_red = ly.red & ~ma.red_ok
+    bad_red = ops.hard(ly.red) & ~ma.red_ok
     reason = jnp.where(too_deep.any(), 1, jnp.where(tr.no_fit.any(), 2, jnp.where(bad_red.any(), 3, 0)))
 
     # Per-segment attribution for dynamic programming over segments: every term charged to
     # the segment of the layer it belongs to; spill charged per segment.
     spill_s = 2.0 * jnp.maximum(mem.live - ha.glb, 0.0)
     seg_ok = sg.sum((tr.no_fit | too_deep | bad_red).astype(jnp.float32)) == 0
-    return Cost(latency_cycles=latency, energy_pj=energy, energy_mac_pj=en.mac_pj,
-                energy_pe_sram_pj=en.pe_sram_pj, energy_noc_pj=en.noc_pj, energy_glb_pj=en.glb_pj,
-                energy_dram_pj=en.dram_pj, edp=energy * latency, feasible=reason == 0,
-                reason=reason, max_link_bytes=lk.seg_link.max(), byte_hops=en.byte_hops,
-                dist_byte_hops=en.dist_byte_hops, glb_bytes=mem.glb_bytes, dram_bytes=mem.dram_bytes,
-                seg_latency=jnp.where(sg.is_first, seg_lat + spill_s / ha.dram_bw, 0.0),
-                seg_energy=jnp.where(sg.is_first, sg.sum(_energy.per_layer(ma, ha, tr, mem))
-                                     + spill_s * ha.e_dram, 0.0),
-                seg_feasible=jnp.where(sg.is_first, seg_ok & ~too_deep, True))
+    c = Cost(latency_cycles=latency, energy_pj=energy, energy_mac_pj=en.mac_pj,
+             energy_pe_sram_pj=en.pe_sram_pj, energy_noc_pj=en.noc_pj, energy_glb_pj=en.glb_pj,
+             energy_dram_pj=en.dram_pj, edp=energy * latency, feasible=reason == 0,
+             reason=reason, max_link_bytes=lk.seg_link.max(), byte_hops=en.byte_hops,
+             dist_byte_hops=en.dist_byte_hops, glb_bytes=mem.glb_bytes, dram_bytes=mem.dram_bytes,
+             seg_latency=jnp.where(sg.is_first, seg_lat + spill_s / ha.dram_bw, 0.0),
+             seg_energy=jnp.where(sg.is_first, sg.sum(_energy.per_layer(ma, ha, tr, mem))
+                                  + spill_s * ha.e_dram, 0.0),
+             seg_feasible=jnp.where(sg.is_first, seg_ok & ~too_deep, True))
+    return (c, tr) if with_traffic else c
 
 
 CPU_CHUNK = 128  # placements per vmapped step on a CPU: the intermediates stay in cache

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from pipeorgan_jax.cost.ops import EXACT
 from pipeorgan_jax.cost.tables import HwArrays, ModelArrays, layer_key
 from pipeorgan_jax.placement import GRAN_ROWS, Placement
 
@@ -103,15 +104,19 @@ class Tiles(NamedTuple):
     h: jnp.ndarray  # input rows per tile
 
 
-def tiles(ma: ModelArrays, ly: Layers, sg: Segments) -> Tiles:
+def tiles(ma: ModelArrays, ly: Layers, sg: Segments, ops=EXACT) -> Tiles:
+    """Tile count per segment, rows per tile. Relaxed (ops), the tile count of every
+    granularity mixed by its probability, and rows per tile ceil'd straight-through."""
     Yo_z = ma.Yo[sg.z]
-    T = jnp.asarray(GRAN_ROWS, F32)[ly.gran]
-    T = jnp.where(T == 0, Yo_z, T)
-    n_tiles = jnp.ceil(Yo_z / T)
     min_rows = -sg.max(-ma.Yo)
-    n_tiles = jnp.maximum(jnp.minimum(n_tiles, min_rows), 1.0)
-    r = jnp.ceil(ma.Yo / n_tiles)
-    h = jnp.minimum(ma.Yin, jnp.ceil(r * ma.Yin / ma.Yo) + ma.halo)
+
+    def count(T):  # T: rows per tile, per layer or one for all
+        T = jnp.where(T == 0, Yo_z, T)
+        return jnp.maximum(jnp.minimum(jnp.ceil(Yo_z / T), min_rows), 1.0)
+
+    n_tiles = ops.mix_options(ly.gran, count, GRAN_ROWS)
+    r = ops.ceil(ma.Yo / n_tiles)
+    h = jnp.minimum(ma.Yin, ops.ceil(r * ma.Yin / ma.Yo) + ma.halo)
     h = jnp.where(ma.rows_full, ma.Yin, h)
     return Tiles(n_tiles, r, h)
 

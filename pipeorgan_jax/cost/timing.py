@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from pipeorgan_jax.cost import tables as T
-from pipeorgan_jax.cost.geometry import CHANNEL, F32, HYBRID, SPATIAL, Layers, Segments, Tiles
+from pipeorgan_jax.cost.geometry import F32, Layers, Segments, Tiles
+from pipeorgan_jax.cost.ops import EXACT
 from pipeorgan_jax.cost.tables import HwArrays, ModelArrays
 from pipeorgan_jax.cost.traffic import Edges, Links, Traffic, by_dst
 
@@ -49,25 +50,25 @@ def memory(ma: ModelArrays, ha: HwArrays, sg: Segments, tr: Traffic) -> Memory:
     return Memory(glb_reads + glb_writes, dram_bytes, live, spill, net_in_first, net_out_bytes, W_s)
 
 
-def compute_cycles(ma: ModelArrays, ha: HwArrays, ly: Layers, tl: Tiles):
+def compute_cycles(ma: ModelArrays, ha: HwArrays, ly: Layers, tl: Tiles, ops=EXACT):
     """Cycles of one tile of each layer on its PEs."""
     g = ha.uh * ha.uw
     part, n_f, P_f, Kf = ly.part, ly.n_f, ly.P_f, ma.K
     kg = jnp.ceil(Kf / g)
     Q = tl.r * ma.Xo
     m_red = jnp.ceil(ma.m - 1e-3)  # reduction length per output (an integer for eligible ops)
-    cyc = jnp.where(part == SPATIAL, jnp.ceil(Q / P_f) * Kf * ma.m,
-                    jnp.where(part == CHANNEL, jnp.ceil(Kf / P_f) * Q * ma.m,
-                              jnp.where(part == HYBRID, jnp.ceil(Q / n_f) * kg * ma.m,
-                                        (jnp.ceil(m_red / n_f) * Q + (n_f - 1) * jnp.ceil(Q / n_f)) * kg)))
-    return jnp.ceil(cyc / ha.macs_per_cycle)
+    c = ops.ceil
+    cyc = ops.pick(part, c(Q / P_f) * Kf * ma.m, c(Kf / P_f) * Q * ma.m, c(Q / n_f) * kg * ma.m,
+                   (c(m_red / n_f) * Q + (n_f - 1) * c(Q / n_f)) * kg)
+    return c(cyc / ha.macs_per_cycle)
 
 
 def segment_latency(ma: ModelArrays, ha: HwArrays, ly: Layers, sg: Segments, tl: Tiles,
-                    ed_: Edges, tr: Traffic, lk: Links, mem: Memory):
+                    ed_: Edges, tr: Traffic, lk: Links, mem: Memory, ops=EXACT):
     """Per layer: its segment's latency (the same value at every layer of the segment)."""
     n_tiles = tl.n_tiles
-    cyc = compute_cycles(ma, ha, ly, tl)
+    cyc = compute_cycles(ma, ha, ly, tl, ops)
+    mx2 = ops.maximum  # soft: smooth
     glb_fed = by_dst(ma, tr.cross_in.astype(F32)) > 0  # reads a segment input from the GLB
     # bytes moved while the segment's tiles play (the first copy of every weight is preloaded)
     s = sg.sum(jnp.stack([
@@ -83,9 +84,9 @@ def segment_latency(ma: ModelArrays, ha: HwArrays, ly: Layers, sg: Segments, tl:
     g_in, g_net, g_out, d_pipe, d_out, b_glb, b_dram, b_dist = (s[:, i] for i in range(8))
     port_far = ly.ks[:, T.KS_PORT_FAR]  # the first GLB tile reaches the farthest PE
     mx = sg.max(jnp.stack([jnp.where(glb_fed, port_far, 0.0)], 1))[:, 0]
-    t_in = (jnp.maximum(jnp.maximum((g_in + g_net) / ha.glb_bw, g_in / ha.dist_bw),
-                        g_net / ha.dram_bw) / n_tiles + ha.router * mx)
-    t_out = (jnp.maximum(jnp.maximum(g_out / ha.glb_bw, g_out / ha.dist_bw), d_out / ha.dram_bw)
+    t_in = (mx2(mx2((g_in + g_net) / ha.glb_bw, g_in / ha.dist_bw), g_net / ha.dram_bw) / n_tiles
+            + ha.router * mx)
+    t_out = (mx2(mx2(g_out / ha.glb_bw, g_out / ha.dist_bw), d_out / ha.dram_bw)
              / n_tiles + ha.router * port_far)
     F0 = jnp.where(glb_fed, t_in, 0.0)
     seg_link, ps_link = lk.seg_link, lk.ps_link
@@ -95,24 +96,23 @@ def segment_latency(ma: ModelArrays, ha: HwArrays, ly: Layers, sg: Segments, tl:
     # its last tile: it runs its remaining n-1 tiles at its own pace (compute, its GLB input
     # tile time or its partial-sum exchange, if slower), and its last tile needs the
     # producers' last tiles.
-    sigma = jnp.maximum(jnp.maximum(seg_link / ha.link_bw, (g_in + g_net + g_out) / ha.glb_bw),
-                        jnp.maximum(jnp.maximum(g_in, g_out) / ha.dist_bw, d_pipe / ha.dram_bw)) / n_tiles
-    c_pace = jnp.maximum(jnp.maximum(cyc, jnp.where(glb_fed, t_in, 0.0)),
-                         ps_link / n_tiles / ha.link_bw)
+    sigma = mx2(mx2(seg_link / ha.link_bw, (g_in + g_net + g_out) / ha.glb_bw),
+                mx2(mx2(g_in, g_out) / ha.dist_bw, d_pipe / ha.dram_bw)) / n_tiles
+    c_pace = mx2(mx2(cyc, jnp.where(glb_fed, t_in, 0.0)), ps_link / n_tiles / ha.link_bw)
     c_done = cyc + lk.x_ps  # a tile's output exists once its partial sums are reduced
     Fill, End = fill(ed_.src, ma.in_slots, ma.rows_full, ed_.intra, ed_.lag, lk.x_edge, c_pace, c_done,
                      F0, n_tiles, sg.depth.max())
     m = sg.max(jnp.stack([End + jnp.where(tr.to_glb, t_out, 0.0), Fill], 1))
-    pipe = jnp.maximum(m[:, 0], m[:, 1] + (n_tiles - 1) * sigma)
+    pipe = mx2(m[:, 0], m[:, 1] + (n_tiles - 1) * sigma)
     # Weights: fetched from DRAM into the GLB while the previous segment runs (the first
     # segment has none to hide behind), then delivered to the PEs before the first tile.
     W_s = mem.W_s
     preload = W_s / jnp.minimum(ha.glb_bw, ha.dist_bw)
-    preload = jnp.where(sg.f == 0, jnp.maximum(preload, W_s / ha.dram_bw), preload)
+    preload = jnp.where(sg.f == 0, mx2(preload, W_s / ha.dram_bw), preload)
     # No segment beats the rate at which its servers move its bytes (DESIGN.md section 6).
-    bound = jnp.maximum(jnp.maximum(b_glb / ha.glb_bw, b_dram / ha.dram_bw),
-                        jnp.maximum(jnp.maximum(b_dist, g_out) / ha.dist_bw, seg_link / ha.link_bw))
-    return jnp.maximum(preload + pipe, bound)
+    bound = mx2(mx2(b_glb / ha.glb_bw, b_dram / ha.dram_bw),
+                mx2(mx2(b_dist, g_out) / ha.dist_bw, seg_link / ha.link_bw))
+    return mx2(preload + pipe, bound)
 
 
 def _fill_step(src, into, rows_full, intra, lag, x, c_pace, c_done, F0, n_tiles, F, rho, E):
