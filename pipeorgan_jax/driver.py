@@ -55,11 +55,18 @@ def as_batch(placements) -> Optional[Placement]:
                                for f in p.fields())) for p in placements])
 
 
+def seed_key(seed: int) -> jax.Array:
+    """A PRNG key for any non-negative seed below 2**63 (the documented range): jax's keys
+    take 32 bits, so the high half is folded in."""
+    seed = int(seed)
+    return jax.random.fold_in(jax.random.key(seed & 0xFFFFFFFF), seed >> 32)
+
+
 def drive(strategy, prob, iterations: int, budget_s: float = 0.0, seed_placements=None,
           key: Optional[jax.Array] = None):
     """Run `strategy` on `prob` for at most `iterations` ask/tell steps and `budget_s` search
     seconds (0: no time limit); returns prob.result(strategy.name)."""
-    key = jax.random.key(prob.seed) if key is None else key
+    key = seed_key(prob.seed) if key is None else key
     seeds = as_batch(seed_placements)
     if seeds is not None:
         prob.score(seeds)

@@ -102,7 +102,8 @@ class Problem:
 
     `tally` may be shared by several Problems (the three spaces of one model) so that a
     placement scored by one, e.g. a seed handed to the next, is counted once; `on_step` is
-    called after every scored batch (a progress bar)."""
+    called after every scored batch (a progress bar), `on_batch(placements, cost)` with every
+    scored batch (pareto.Archive)."""
 
     def __init__(self, scorer: Scorer, objective: str = "latency", space: Space = Space(),
                  seed: int = 0, tally: Optional[Tally] = None, on_step=None):
@@ -114,6 +115,7 @@ class Problem:
         self.n_units = scorer.hw.n_units
         self.tally = Tally() if tally is None else tally
         self.on_step = on_step
+        self.on_batch = None
         self._tally0 = (self.tally.placements, self.tally.rows, self.tally.segment_evaluations,
                         self.tally.distinct_segments)
         self._compile0 = self.scorer.compile_seconds
@@ -138,6 +140,8 @@ class Problem:
         """Score a batch, track the best, return (objective per placement, cost dict)."""
         c = self.scorer(p)
         self.tally.add_placements(p)
+        if self.on_batch is not None:
+            self.on_batch(p, c)
         v = self.objective_of(c)
         i = int(np.argmin(v))
         if v[i] < self.best_value:

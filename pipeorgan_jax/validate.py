@@ -101,6 +101,8 @@ SEARCH: dict[str, Range] = {
     "learning_rate": POS,
     "gumbel_tau": POS,
     "max_space": POS_INT,
+    "es_sigma": POS,
+    "pareto_points": Range(lo=2, integer=True),
 }
 
 # numpy's default_rng takes any non-negative integer; the seed is documented as such.
