@@ -61,14 +61,27 @@ def penalized(objective: str, cost, xp=np):
     return xp.where(_get(cost, "feasible"), v, v * INFEASIBLE_PENALTY)
 
 
-def log_fitness(objective: str, cost, seg_end, xp=np):
+def log_weights(objective: str) -> tuple[float, float]:
+    """(w_lat, w_en): log objective = w_lat * log(latency) + w_en * log(energy) + a constant
+    (EDP = latency x energy / clock). Strategies take these as data, so one compiled step
+    serves every objective."""
+    a = energy_weight(objective)
+    if a is not None:
+        return 1.0 - a, a
+    return {"latency": (1.0, 0.0), "energy": (0.0, 1.0), "edp": (1.0, 1.0)}[objective]
+
+
+def log_fitness(weights, cost, seg_end, xp=np):
     """(fitness [B], layers of infeasible segments [B, L] bool), what stochastic strategies
-    rank by: log of the penalized objective plus log(INFEASIBLE_PENALTY) for every infeasible
-    segment beyond the first. It orders feasible placements, and feasible against infeasible
-    ones, exactly as `penalized` does; among infeasible ones it prefers fewer infeasible
-    segments, a slope towards feasibility on deep networks where almost no random placement
-    fits. The log makes it scale-free across models (a temperature is a relative change)."""
-    v = penalized(objective, cost, xp)
+    rank by: the log objective (`weights` from log_weights), plus log(INFEASIBLE_PENALTY) if
+    infeasible and again for every infeasible segment beyond the first. It orders feasible
+    placements, and feasible against infeasible ones, exactly as `penalized` does; among
+    infeasible ones it prefers fewer infeasible segments, a slope towards feasibility on deep
+    networks where almost no random placement fits. The log makes it scale-free across
+    models (a temperature is a relative change)."""
+    lat, en = _get(cost, "latency_cycles"), _get(cost, "energy_pj")
+    v = (weights[0] * xp.log(xp.maximum(lat, 1e-30)) + weights[1] * xp.log(xp.maximum(en, 1e-30))
+         + math.log(INFEASIBLE_PENALTY) * (1 - xp.asarray(_get(cost, "feasible"), lat.dtype)))
     seg_ok = xp.asarray(_get(cost, "seg_feasible")).astype(bool).reshape(seg_end.shape)
     n_bad = (~seg_ok).sum(-1)
     L = seg_end.shape[-1]
@@ -77,5 +90,5 @@ def log_fitness(objective: str, cost, seg_end, xp=np):
             else __import__("jax").lax.cummax(pos, axis=pos.ndim - 1))
     start = xp.concatenate([xp.zeros(seg_end.shape[:-1] + (1,), last.dtype), last[..., :-1] + 1], -1)
     bad = ~xp.take_along_axis(seg_ok, start, -1)
-    fit = xp.log(xp.maximum(v, 1e-30)) + math.log(INFEASIBLE_PENALTY) * xp.maximum(n_bad - 1, 0)
+    fit = v + math.log(INFEASIBLE_PENALTY) * xp.maximum(n_bad - 1, 0)
     return fit, bad

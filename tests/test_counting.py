@@ -97,11 +97,12 @@ def test_compile_time_is_apart_from_search_time(chain8):
 
 
 def test_gradient_step_compilation_is_compile_time(scorer):
-    from pipeorgan_jax import strategies
+    from pipeorgan_jax import driver
+    from pipeorgan_jax.search import run_strategy
     from test_search import cfg
-    strategies._STEP_EXECUTABLES.clear()
+    driver._EXECUTABLES.clear()
     space = baseline_spaces(3)["flexible"]
-    r = strategies.run("gradient", Problem(scorer, "latency", space), cfg(iterations=2))
-    assert r.compile_seconds > 0  # the optimizer step, compiled for this run's shapes
-    again = strategies.run("gradient", Problem(scorer, "latency", space), cfg(iterations=2))
+    r = run_strategy("gradient", Problem(scorer, "latency", space), cfg(iterations=2))
+    assert r.compile_seconds > 0  # init, ask and tell (the optimizer step), for these shapes
+    again = run_strategy("gradient", Problem(scorer, "latency", space), cfg(iterations=2))
     assert again.compile_seconds == 0 and again.history[-1][2] == r.history[-1][2]

@@ -32,8 +32,9 @@ from pipeorgan_jax.placement import MAX_SHARE, REDUCTION, Placement
 @struct.dataclass
 class Domain:
     """What a strategy may propose and how it is judged: the space's allowed values and shapes
-    (static, hashable: they fix the compiled shapes) and, for strategies that score inside
-    their own jitted code (a relaxed gradient), the batch model's tables."""
+    (static, hashable: they fix the compiled shapes), the objective as data, and, for
+    strategies that score inside their own jitted code (a relaxed gradient), the batch
+    model's tables."""
     n_layers: int = struct.field(pytree_node=False)
     depth: int = struct.field(pytree_node=False)  # deepest segment (space and array allow)
     grans: tuple = struct.field(pytree_node=False)  # sorted allowed values
@@ -41,7 +42,7 @@ class Domain:
     parts: tuple = struct.field(pytree_node=False)
     shares: tuple = struct.field(pytree_node=False)
     red_ok: tuple = struct.field(pytree_node=False)  # per layer: the reduction split applies
-    objective: str = struct.field(pytree_node=False)
+    objective: jax.Array  # float32[2]: objective.log_weights (data: one compile for all)
     ma: Any = None  # cost.ModelArrays
     ha: Any = None  # cost.HwArrays
 
@@ -58,7 +59,9 @@ def domain_of(space, n_layers: int, n_units: int, red_ok, objective: str, ma=Non
                   tuple(sorted(space.orgs)), tuple(sorted(space.parts)),
                   tuple(sorted(space.shares)) if space.shares is not None
                   else tuple(range(1, MAX_SHARE + 1)),
-                  tuple(bool(x) for x in red_ok), objectives.check(objective), ma, ha)
+                  tuple(bool(x) for x in red_ok),
+                  jnp.asarray(objectives.log_weights(objectives.check(objective)), jnp.float32),
+                  ma, ha)
 
 
 @struct.dataclass

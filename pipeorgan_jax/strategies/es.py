@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 
 from pipeorgan_jax.placement import Placement
@@ -74,11 +73,11 @@ class EvolutionStrategy:
     def init(self, key, domain, seeds=None) -> ESState:
         d, mean = domain, _template(domain)
         if seeds is not None and seeds.batch_size:
-            s = Placement(*(np.asarray(f).reshape(-1, d.n_layers)[0] for f in seeds.fields()))
-            hot = lambda x, vals: 2.0 * (x[:, None] == np.asarray(vals)[None]).astype(np.float32)
+            s = Placement(*(jnp.asarray(f).reshape(-1, d.n_layers)[0] for f in seeds.fields()))
+            hot = lambda x, vals: 2.0 * (x[:, None] == jnp.asarray(vals)[None]).astype(jnp.float32)
             mean = dict(seg=jnp.where(s.seg_end, 2.0, -2.0), gran=hot(s.gran, d.grans),
                         org=hot(s.org, d.orgs), part=hot(s.part, d.parts),
-                        mu=jnp.log2(s.share.astype(np.float32)))
+                        mu=jnp.log2(s.share.astype(jnp.float32)))
         es = self._for(d)
         k0, k1 = jax.random.split(key)
         params = es.default_params
