@@ -5,8 +5,8 @@
 The driver owns what strategies must not: the budget (iterations and search seconds,
 compilation excluded), the counting and the best-so-far (`prob.score`: a search.Problem's
 tally, history and progress callback), and the compilation of the strategy's own jitted
-ask/tell, timed as compile time apart from search time. It scores the seed placements first
-(so a result is never worse than a seed), hands them to `init`, then loops ask -> score ->
+ask/tell, timed as compile time apart from search time. It scores the seed placements first,
+projected into the space (so a result is never worse than a seed of the space), hands them to `init`, then loops ask -> score ->
 tell, telling the strategy how much of the budget is spent (`state.progress`), and at the
 end scores what `finish` returns. Strategies are in strategies/; `dp` is a function over the
 Problem (search.py) that the same Problem counts.
@@ -21,6 +21,7 @@ import numpy as np
 
 from pipeorgan_jax.cost import Cost
 from pipeorgan_jax.placement import Placement, concat
+from pipeorgan_jax.strategies.base import project
 
 _EXECUTABLES: dict = {}  # (strategy, method, argument shapes) -> compiled, for the process
 
@@ -68,7 +69,8 @@ def drive(strategy, prob, iterations: int, budget_s: float = 0.0, seed_placement
     seconds (0: no time limit); returns prob.result(strategy.name)."""
     key = seed_key(prob.seed) if key is None else key
     seeds = as_batch(seed_placements)
-    if seeds is not None:
+    if seeds is not None:  # projected into the space (a seed from a wider space is repaired)
+        seeds = Placement(*(np.asarray(f) for f in project(seeds, prob.domain).fields()))
         prob.score(seeds)
     state = call(strategy, "init", prob, key, prob.domain, seeds)
     done = getattr(strategy, "done", lambda s: False)

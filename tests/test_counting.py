@@ -88,7 +88,8 @@ def test_compile_time_is_apart_from_search_time(chain8):
     first = random_search(Problem(chain8, "latency", baseline_spaces(2)["flexible"]), 160, 2)
     wall = time.perf_counter() - t0
     assert first.compile_seconds > 0
-    assert chain8.compile_seconds - before == pytest.approx(first.compile_seconds)
+    # the batch model's compilation, and the strategy's own jitted ask/tell (driver.call)
+    assert 0 < chain8.compile_seconds - before < first.compile_seconds
     assert first.seconds + first.compile_seconds == pytest.approx(wall, abs=0.3)
     again = random_search(Problem(chain8, "latency", baseline_spaces(2)["flexible"]), 160, 2)
     assert again.compile_seconds == 0  # same shape: nothing compiled

@@ -223,15 +223,20 @@ def crossover(key, a: Placement, b: Placement) -> tuple[Placement, jax.Array]:
     return where(mask, a, b), mask
 
 
+def project(seeds: Placement, d: Domain) -> Placement:
+    """Seed placements as a batch inside the space: gran/org broadcast from each segment's
+    last layer over the segment (the same cost, and meaningful crossovers), then `repair`."""
+    s = Placement(*(jnp.asarray(f).reshape(-1, d.n_layers) for f in seeds.fields()))
+    e = end_of(jnp.asarray(s.seg_end, bool))
+    return repair(Placement(s.seg_end, jnp.take_along_axis(s.gran, e, -1),
+                            jnp.take_along_axis(s.org, e, -1), s.share, s.part), d)
+
+
 def with_seeds(key, d: Domain, n: int, seeds: Optional[Placement]) -> Placement:
-    """n placements: the seeds (at most n; gran/org broadcast from each segment's last layer
-    over the segment, the same cost and meaningful crossovers) then uniform samples."""
+    """n placements: the seeds (at most n, projected into the space) then uniform samples."""
     fresh = sample(key, d, n)
     if seeds is None or seeds.batch_size == 0:
         return fresh
-    s = Placement(*(jnp.asarray(f).reshape(-1, d.n_layers) for f in seeds.fields()))
-    e = end_of(jnp.asarray(s.seg_end, bool))
-    s = repair(Placement(s.seg_end, jnp.take_along_axis(s.gran, e, -1),
-                         jnp.take_along_axis(s.org, e, -1), s.share, s.part), d)
+    s = project(seeds, d)
     k = min(n, s.batch_size)
     return concat([take(s, slice(0, k)), take(fresh, slice(k, n))]) if k < n else take(s, slice(0, n))
