@@ -21,7 +21,8 @@ import numpy as np
 from pipeorgan_jax.cost import Scorer
 from pipeorgan_jax.hardware import load_hardware
 from pipeorgan_jax.placement import GRAN_ROWS, layer_by_layer_grid
-from pipeorgan_jax.workload import MODELS_DIR, load_model
+from pipeorgan_jax.workload import MODELS_DIR
+from pipeorgan_jax.loading import load_model
 
 
 def layer_bounds(model, hw) -> np.ndarray:

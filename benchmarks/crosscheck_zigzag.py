@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
 from pipeorgan_jax.cost import Scorer  # noqa: E402
 from pipeorgan_jax.hardware import load_hardware  # noqa: E402
 from pipeorgan_jax.placement import GRAN_ROWS, PARTITIONS, Placement, layer_by_layer  # noqa: E402
-from pipeorgan_jax.workload import load_model  # noqa: E402
+from pipeorgan_jax.loading import load_model  # noqa: E402
 
 # (model, layer, kind): at least one of every kind the issue names.
 LAYERS = [

@@ -30,7 +30,7 @@ from pipeorgan_jax.config import SearchConfig  # noqa: E402
 from pipeorgan_jax.cost import Scorer  # noqa: E402
 from pipeorgan_jax.hardware import load_hardware  # noqa: E402
 from pipeorgan_jax.search import Problem, baseline_spaces, run_strategy  # noqa: E402
-from pipeorgan_jax.workload import load_model  # noqa: E402
+from pipeorgan_jax.loading import load_model  # noqa: E402
 
 XR_BENCH = ["KD_res8_narrow", "AS_ED_TCN", "GE_FBNet_C", "ES_RITNet", "DR_RGBd_200",
             "DE_midas_v21_small", "OD_D2go_FasterRCNN", "ASR_EM_24L", "HT_hand_graph_cnn_half",

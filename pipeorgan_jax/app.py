@@ -11,9 +11,10 @@ from omegaconf import DictConfig
 
 from pipeorgan_jax.hardware import Hardware, HardwareError
 from pipeorgan_jax.paths import conf_dir
-from pipeorgan_jax.runfiles import RunFolderBusy, RunLock, write_json_atomic  # noqa: F401
+from pipeorgan_jax.runfiles import RunFolderBusy, RunLock, write_json_atomic
 from pipeorgan_jax.validate import ConfigError, check as check_config
-from pipeorgan_jax.workload import WorkloadError, load_model, summarize
+from pipeorgan_jax.workload import WorkloadError, summarize
+from pipeorgan_jax.loading import load_model
 
 # Exit codes: 0 all models done, 1 bad input or a model failed, 2 usage (no workload),
 # 75 run folder busy (EX_TEMPFAIL: try again), 128 + signal when interrupted.
@@ -132,15 +133,6 @@ def write_workloads(models, out: Path) -> int:
     for m in models:
         log.info(f"wrote {workload_yaml.write(m, out / f'{m.name}.yaml')}")
     return 0
-
-
-def hydra_overrides() -> list[str]:
-    """The command-line overrides of this job (a sweep's swept values included)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        return list(HydraConfig.get().overrides.task)
-    except Exception:  # outside a Hydra run
-        return []
 
 
 def describe(models, out: Path) -> int:

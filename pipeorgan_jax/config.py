@@ -171,3 +171,12 @@ def register() -> None:
 def to_dict(node: Any) -> Any:
     from omegaconf import OmegaConf
     return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+
+
+def hydra_overrides() -> list[str]:
+    """The command-line overrides of this job (a sweep's swept values included)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        return list(HydraConfig.get().overrides.task)
+    except Exception:  # outside a Hydra run
+        return []

@@ -12,7 +12,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from pipeorgan_jax import placement_io, reference
-from pipeorgan_jax.config import to_dict
+from pipeorgan_jax.config import hydra_overrides, to_dict
 from pipeorgan_jax.cost import Scorer
 from pipeorgan_jax.counting import Tally
 from pipeorgan_jax.interrupt import Interrupted, pending
@@ -230,7 +230,6 @@ def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path, devic
     inf if a model failed); the exit code is 1 when any model failed (the others still run and
     are saved), with a one-line summary."""
     from pipeorgan_jax import report
-    from pipeorgan_jax.app import hydra_overrides
     objective = cfg.objective.value if hasattr(cfg.objective, "value") else str(cfg.objective)
     out.mkdir(parents=True, exist_ok=True)
     plots_dir = out / "plots" if cfg.plots else None

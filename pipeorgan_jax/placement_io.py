@@ -34,7 +34,7 @@ def to_doc(model, best: dict, costs: dict, hardware: dict, n_units: int, **meta)
 
 
 def save(path: Path, doc: dict) -> None:
-    from pipeorgan_jax.app import write_json_atomic
+    from pipeorgan_jax.runfiles import write_json_atomic
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, doc)
 

@@ -12,11 +12,12 @@ import numpy as np
 from omegaconf import DictConfig
 
 from pipeorgan_jax import placement_io, reference
-from pipeorgan_jax.app import write_json_atomic
+from pipeorgan_jax.runfiles import write_json_atomic
 from pipeorgan_jax.config import to_dict
 from pipeorgan_jax.hardware import Hardware, HardwareError
 from pipeorgan_jax.placement import segments, validate
-from pipeorgan_jax.workload import WorkloadError, load_model
+from pipeorgan_jax.workload import WorkloadError
+from pipeorgan_jax.loading import load_model
 
 log = logging.getLogger(__name__)
 OBJECTIVE_KEY = {"latency": "latency_cycles", "energy": "energy_pj", "edp": "edp",

@@ -5,7 +5,8 @@ import numpy as np
 
 from pipeorgan_jax.hardware import load_hardware
 from pipeorgan_jax.placement import sample
-from pipeorgan_jax.workload import build_model, load_model
+from pipeorgan_jax.workload import build_model
+from pipeorgan_jax.loading import load_model
 
 TRANSFORMER = {
     "name": "tiny_transformer",

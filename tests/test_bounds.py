@@ -9,7 +9,8 @@ from pipeorgan_jax import reference
 from pipeorgan_jax.cost import Scorer
 from pipeorgan_jax.hardware import load_hardware
 from pipeorgan_jax.placement import layer_by_layer_grid, sample
-from pipeorgan_jax.workload import MODELS_DIR, build_model, load_model
+from pipeorgan_jax.workload import MODELS_DIR, build_model
+from pipeorgan_jax.loading import load_model
 
 REL = 1e-4  # float32 accumulation in the batch model
 

@@ -9,7 +9,8 @@ from pipeorgan_jax import reference
 from pipeorgan_jax.cost import Scorer, hw_arrays
 from pipeorgan_jax.hardware import load_hardware
 from pipeorgan_jax.placement import Placement, layer_by_layer, sample, validate
-from pipeorgan_jax.workload import build_model, load_model
+from pipeorgan_jax.workload import build_model
+from pipeorgan_jax.loading import load_model
 
 ONE_FC = {"name": "one_fc", "inputs": [{"name": "x", "shape": [16, 4, 1]}],
           "layers": [{"name": "fc", "op": "fc", "inputs": ["x"], "C": 16, "K": 8, "Y": 4}]}

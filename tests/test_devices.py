@@ -11,7 +11,7 @@ from pipeorgan_jax.cost import Scorer
 from pipeorgan_jax.devices import select_devices
 from pipeorgan_jax.hardware import load_hardware
 from pipeorgan_jax.placement import sample
-from pipeorgan_jax.workload import load_model
+from pipeorgan_jax.loading import load_model
 m, hw = load_model("KD_res8_narrow"), load_hardware("small")
 p = sample(np.random.default_rng(0), len(m.layers), 200, 4)
 both = Scorer(m, hw, max_depth=4, devices=select_devices("cpu"))

@@ -20,7 +20,8 @@ from pipeorgan_jax.hardware import load_hardware
 from pipeorgan_jax.paths import conf_dir
 from pipeorgan_jax.placement import sample
 from pipeorgan_jax.search import Problem, baseline_spaces, dp
-from pipeorgan_jax.workload import WorkloadError, build_model, load_model, summarize
+from pipeorgan_jax.workload import WorkloadError, build_model, summarize
+from pipeorgan_jax.loading import load_model
 
 NUMBERS = ("latency_cycles", "energy_pj", "edp", "energy_mac_pj", "energy_pe_sram_pj",
            "energy_noc_pj", "energy_glb_pj", "energy_dram_pj", "byte_hops", "glb_bytes",

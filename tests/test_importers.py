@@ -12,7 +12,8 @@ import pytest
 from pipeorgan_jax import importers
 from pipeorgan_jax.importers import (MaestroWarning, load_layer_table, load_maestro,
                                      load_maestro_hw, load_maestro_scenario)
-from pipeorgan_jax.workload import WorkloadError, load_model
+from pipeorgan_jax.workload import WorkloadError
+from pipeorgan_jax.loading import load_model
 
 XRBENCH = Path(__file__).resolve().parents[2] / "shared" / "xrbench"
 SCENARIO_FILES = sorted(p.name for p in (XRBENCH / "usage_scenarios").glob("*.m")) or ["<none>"]

@@ -17,7 +17,8 @@ import onnx_graphs as og  # noqa: E402  (tests/ is on sys.path under pytest's ro
 
 from pipeorgan_jax import workload_yaml  # noqa: E402
 from pipeorgan_jax.onnx_export import to_onnx, write_onnx  # noqa: E402
-from pipeorgan_jax.workload import WorkloadError, load_model, summarize  # noqa: E402
+from pipeorgan_jax.workload import WorkloadError, summarize  # noqa: E402
+from pipeorgan_jax.loading import load_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,8 @@ import pytest
 from pipeorgan_jax import reference as ref
 from pipeorgan_jax.hardware import load_hardware
 from pipeorgan_jax.placement import Placement, layer_by_layer, sample, segments
-from pipeorgan_jax.workload import build_model, load_model
+from pipeorgan_jax.workload import build_model
+from pipeorgan_jax.loading import load_model
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from hypothesis import given, settings, strategies as st
 
 from pipeorgan_jax import runfiles
 from pipeorgan_jax.app import describe
-from pipeorgan_jax.workload import MAX_DIM, WorkloadError, load_model
+from pipeorgan_jax.workload import MAX_DIM, WorkloadError
+from pipeorgan_jax.loading import load_model
 
 TINY = """name: tiny
 inputs:

@@ -12,7 +12,8 @@ import flax_models as fm
 import onnx_graphs as og
 from pipeorgan_jax import workload_yaml
 from pipeorgan_jax.jax_import import trace
-from pipeorgan_jax.workload import WorkloadError, load_model
+from pipeorgan_jax.workload import WorkloadError
+from pipeorgan_jax.loading import load_model
 
 
 @pytest.mark.parametrize("make", [fm.small_cnn, fm.transformer_block],

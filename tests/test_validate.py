@@ -99,7 +99,7 @@ def test_a_single_allocation_unit_is_a_machine_that_runs():
     from pipeorgan_jax.cost import Scorer
     from pipeorgan_jax.hardware import Hardware
     from pipeorgan_jax.search import Problem, baseline_spaces, dp
-    from pipeorgan_jax.workload import load_model
+    from pipeorgan_jax.loading import load_model
     m = load_model("KD_res8_narrow")
     for ov in (("hardware.unit_rows=8", "hardware.unit_cols=8"),):  # a 1x1 grid
         hw = Hardware.from_config(composed(*ov).hardware)

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from pipeorgan_jax.workload import WorkloadError, load_model, summarize
+from pipeorgan_jax.workload import WorkloadError, summarize
+from pipeorgan_jax.loading import load_model
 
 HEAD = """\
 name: bad

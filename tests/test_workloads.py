@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from pipeorgan_jax.workload import builtin_models, load_model, summarize
+from pipeorgan_jax.workload import summarize
+from pipeorgan_jax.loading import builtin_models, load_model
 
 XR = ["ASR_EM_24L", "AS_ED_TCN", "DE_midas_v21_small", "DR_RGBd_200", "ES_RITNet", "GE_FBNet_C",
       "HT_hand_graph_cnn_half", "KD_res8_narrow", "OD_D2go_FasterRCNN", "PD_Plane_RCNN_Quarter",

@@ -1,0 +1,135 @@
+"""Phase 3 of the combine: compute cycles, GLB / DRAM residency, the fill recurrence and the
+segment latency with its bounds (docs/cost_model.md, "Timing", "Bounds")."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from pipeorgan_jax.cost import tables as T
+from pipeorgan_jax.cost.geometry import CHANNEL, F32, HYBRID, SPATIAL, Layers, Segments, Tiles
+from pipeorgan_jax.cost.tables import HwArrays, ModelArrays
+from pipeorgan_jax.cost.traffic import Edges, Links, Traffic, by_dst
+
+
+class Memory(NamedTuple):
+    glb_bytes: jnp.ndarray
+    dram_bytes: jnp.ndarray
+    live: jnp.ndarray  # per layer: GLB live bytes while its segment runs
+    spill: jnp.ndarray  # bytes spilled to DRAM and back (whole network)
+    net_in_first: jnp.ndarray  # [L] network input bytes charged to their first consumer
+    net_out_bytes: jnp.ndarray  # [L]
+    W_s: jnp.ndarray  # per layer: its segment's weight bytes
+
+
+def memory(ma: ModelArrays, ha: HwArrays, sg: Segments, tr: Traffic) -> Memory:
+    L = ma.n_layers
+    net_in_bytes = jnp.where(ma.t_prod < 0, ma.t_bytes, 0.0)
+    glb_reads = jnp.where(tr.cross_in, ma.e_bytes, 0.0).sum() + tr.w_bytes.sum()
+    glb_writes = tr.glb_out_l.sum() + ma.net_in_total + ma.W_total
+    # GLB live bytes while a segment runs: crossing tensors alive at its start plus the
+    # crossing tensors it produces (exactly the contract's "intersecting" set).
+    cross_out = ma.t_last[:L] > sg.z  # layer tensors consumed after their segment
+    tb_layer = jnp.where(cross_out, ma.t_bytes[:L], 0.0)
+    ended = jnp.where(ma.t_end_idx >= 0, jnp.concatenate([tb_layer, net_in_bytes[L:]])[
+        jnp.maximum(ma.t_end_idx, 0)], 0.0).sum(1)  # crossing bytes last consumed at l
+    alive_at = (ma.net_in_total + jnp.concatenate([jnp.zeros(1), jnp.cumsum(tb_layer)[:-1]])
+                - jnp.concatenate([jnp.zeros(1), jnp.cumsum(ended)[:-1]]))  # t_prod < l <= t_last
+    # plus the next segment's weights, fetched from DRAM into the GLB during this one
+    sums = sg.sum(jnp.stack([ma.W, tb_layer, jnp.where(tr.restream, ma.W, 0.0)], 1))
+    W_s = sums[:, 0]
+    W_next = jnp.where(sg.z + 1 < L, W_s[jnp.minimum(sg.z + 1, L - 1)], 0.0)
+    live = alive_at[sg.f] + sums[:, 1] + sums[:, 2] + W_next
+    spill = 2.0 * jnp.maximum(live.max() - ha.glb, 0.0)
+    net_out_bytes = jnp.where(ma.net_out, ma.out_bytes, 0.0)
+    dram_bytes = ma.W_total + ma.net_in_total + ma.net_out_total + spill
+    first_use = jnp.clip(ma.t_first, 0, L - 1)
+    net_in_first = jnp.zeros(L, F32).at[first_use].add(net_in_bytes)
+    return Memory(glb_reads + glb_writes, dram_bytes, live, spill, net_in_first, net_out_bytes, W_s)
+
+
+def compute_cycles(ma: ModelArrays, ha: HwArrays, ly: Layers, tl: Tiles):
+    """Cycles of one tile of each layer on its PEs."""
+    g = ha.uh * ha.uw
+    part, n_f, P_f, Kf = ly.part, ly.n_f, ly.P_f, ma.K
+    kg = jnp.ceil(Kf / g)
+    Q = tl.r * ma.Xo
+    m_red = jnp.ceil(ma.m - 1e-3)  # reduction length per output (an integer for eligible ops)
+    cyc = jnp.where(part == SPATIAL, jnp.ceil(Q / P_f) * Kf * ma.m,
+                    jnp.where(part == CHANNEL, jnp.ceil(Kf / P_f) * Q * ma.m,
+                              jnp.where(part == HYBRID, jnp.ceil(Q / n_f) * kg * ma.m,
+                                        (jnp.ceil(m_red / n_f) * Q + (n_f - 1) * jnp.ceil(Q / n_f)) * kg)))
+    return jnp.ceil(cyc / ha.macs_per_cycle)
+
+
+def segment_latency(ma: ModelArrays, ha: HwArrays, ly: Layers, sg: Segments, tl: Tiles,
+                    ed_: Edges, tr: Traffic, lk: Links, mem: Memory):
+    """Per layer: its segment's latency (the same value at every layer of the segment)."""
+    L = ma.n_layers
+    n_tiles = tl.n_tiles
+    cyc = compute_cycles(ma, ha, ly, tl)
+    glb_fed = by_dst(ma, tr.cross_in.astype(F32)) > 0  # reads a segment input from the GLB
+    # bytes moved while the segment's tiles play (the first copy of every weight is preloaded)
+    s = sg.sum(jnp.stack([
+        tr.glb_in_l + jnp.where(tr.restream, ma.W * (n_tiles - 1), 0.0),  # g_in
+        mem.net_in_first,  # g_net: network inputs, DRAM -> GLB write -> read (in g_in)
+        tr.glb_out_l,  # g_out
+        mem.net_in_first + mem.net_out_bytes,  # d_pipe
+        mem.net_out_bytes,
+        tr.glb_in_l + tr.glb_out_l + ma.W + tr.w_bytes + mem.net_in_first,  # GLB bound bytes
+        ma.W + mem.net_in_first + mem.net_out_bytes,  # DRAM bound bytes
+        tr.glb_in_l + tr.w_bytes,  # distribution bound bytes (in)
+    ], 1))
+    g_in, g_net, g_out, d_pipe, d_out, b_glb, b_dram, b_dist = (s[:, i] for i in range(8))
+    port_far = ly.ks[:, T.KS_PORT_FAR]  # the first GLB tile reaches the farthest PE
+    mx = sg.max(jnp.stack([jnp.where(glb_fed, port_far, 0.0)], 1))[:, 0]
+    t_in = (jnp.maximum(jnp.maximum((g_in + g_net) / ha.glb_bw, g_in / ha.dist_bw),
+                        g_net / ha.dram_bw) / n_tiles + ha.router * mx)
+    t_out = (jnp.maximum(jnp.maximum(g_out / ha.glb_bw, g_out / ha.dist_bw), d_out / ha.dram_bw)
+             / n_tiles + ha.router * port_far)
+    src_c = jnp.maximum(ma.in_src, 0)
+    has_in = ma.in_eidx >= 0
+    in_e = jnp.maximum(ma.in_eidx, 0)
+    lag_in = jnp.where(has_in, ed_.lag[in_e], 0.0)
+    in_intra = has_in & ed_.intra[in_e]
+    F0 = jnp.where(glb_fed, t_in, 0.0)
+    seg_link, ps_link = lk.seg_link, lk.ps_link
+
+    # During the fill a producer delivers its next tiles at the pace of the slowest stage
+    # upstream of it (rho), not yet at the segment's steady tile time. E_l is when l finishes
+    # its last tile: it runs its remaining n-1 tiles at its own pace (compute, its GLB input
+    # tile time or its partial-sum exchange, if slower), and its last tile needs the
+    # producers' last tiles.
+    sigma = jnp.maximum(jnp.maximum(seg_link / ha.link_bw, (g_in + g_net + g_out) / ha.glb_bw),
+                        jnp.maximum(jnp.maximum(g_in, g_out) / ha.dist_bw, d_pipe / ha.dram_bw)) / n_tiles
+    c_pace = jnp.maximum(jnp.maximum(cyc, jnp.where(glb_fed, t_in, 0.0)),
+                         ps_link / n_tiles / ha.link_bw)
+    c_done = cyc + lk.x_ps  # a tile's output exists once its partial sums are reduced
+    x_in = jnp.where(has_in, lk.x_edge[in_e], 0.0)
+
+    def step(carry, i):
+        F, rho, E = carry
+        src = src_c[i]
+        prev = jnp.where(in_intra[i], F[src] + lag_in[i] * rho[src] + x_in[i], 0.0)
+        # a layer that waits for its producers' whole output then runs at its own pace
+        rho_i = jnp.where(ma.rows_full[i], c_pace[i],
+                          jnp.maximum(c_pace[i], jnp.where(in_intra[i], rho[src], 0.0).max()))
+        F_i = jnp.maximum(prev.max(), F0[i]) + c_done[i]
+        E_i = jnp.maximum(F_i + (n_tiles[i] - 1) * c_pace[i],
+                          jnp.where(in_intra[i], E[src] + x_in[i], 0.0).max() + c_done[i])
+        return (F.at[i].set(F_i), rho.at[i].set(rho_i), E.at[i].set(E_i)), None
+
+    z = jnp.zeros(L, F32)
+    (Fill, _, End), _ = jax.lax.scan(step, (z, z, z), jnp.arange(L))
+    m = sg.max(jnp.stack([End + jnp.where(tr.to_glb, t_out, 0.0), Fill], 1))
+    pipe = jnp.maximum(m[:, 0], m[:, 1] + (n_tiles - 1) * sigma)
+    # Weights: fetched from DRAM into the GLB while the previous segment runs (the first
+    # segment has none to hide behind), then delivered to the PEs before the first tile.
+    W_s = mem.W_s
+    preload = W_s / jnp.minimum(ha.glb_bw, ha.dist_bw)
+    preload = jnp.where(sg.f == 0, jnp.maximum(preload, W_s / ha.dram_bw), preload)
+    # No segment beats the rate at which its servers move its bytes (DESIGN.md section 6).
+    bound = jnp.maximum(jnp.maximum(b_glb / ha.glb_bw, b_dram / ha.dram_bw),
+                        jnp.maximum(jnp.maximum(b_dist, g_out) / ha.dist_bw, seg_link / ha.link_bw))
+    return jnp.maximum(preload + pipe, bound)
