@@ -94,7 +94,7 @@ def main(argv=None) -> int:
 
     cols = [f"{s}@{f:g}x" for f in args.factors for s in args.strategies]
     print("\nbest " + args.objective + " / dp's (1.000 = dp's; > 1000: nothing feasible)")
-    print(f"| model | dp Mcyc | dp s | " + " | ".join(cols) + " |")
+    print("| model | dp Mcyc | dp s | " + " | ".join(cols) + " |")
     print("|---|---|---|" + "---|" * len(cols))
     for row in rows:
         print(f"| {row['model']} | {row['dp_value'] / 1e6:.4f} | {row['dp_seconds']:.1f} | "

@@ -17,7 +17,7 @@ from pipeorgan_jax.pareto import Archive, nondominated
 from pipeorgan_jax.search import Problem, baseline_spaces, dp, run_strategy
 from pipeorgan_jax.strategies import base
 from pipeorgan_jax.workload import build_model
-from test_search import B, TINY, TINY_SPACE, cfg
+from test_search import B, TINY, cfg
 
 STOCHASTIC = ("random", "evolutionary", "annealing", "gradient", "es")
 FLEX = baseline_spaces(3)["flexible"]

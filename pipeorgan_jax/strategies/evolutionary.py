@@ -46,7 +46,7 @@ class Evolutionary:
                                  bad=jnp.zeros((N, L), bool))
 
     def ask(self, state: EvolutionaryState) -> Placement:
-        N, L = self.batch_size, state.domain.n_layers
+        N = self.batch_size
         k = jax.random.split(step_key(state), 3)
         t = jax.random.randint(k[0], (2, 2, N), 0, N)  # two binary tournaments per child
         val = state.val
