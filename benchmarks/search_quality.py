@@ -1,18 +1,24 @@
-"""Search quality at equal wall time: dp first, then random, evolutionary, annealing and
-gradient each get dp's wall time as their budget, on XR-bench models, the default hardware
-and the flexible space. Prints best latency, ratio to dp's optimum, placements scored and
-seconds, and the geometric-mean ratio to dp per strategy. Ratios compare the searches'
-objective (prob.objective_of: an infeasible best counts 1000x its cost).
+"""Search quality at equal wall time (issue 13, part 4): on each model, dp first (the
+project's default dp settings), then every other strategy from scratch with dp's search
+seconds as its budget, and again with 4x that budget; best latency / dp's, as a table.
 
-    python benchmarks/search_quality.py [--models KD_res8_narrow GE_FBNet_C AS_ED_TCN]
+    python benchmarks/search_quality.py                      # all 11 XR-bench models
+    python benchmarks/search_quality.py --models KD_res8_narrow GE_FBNet_C --factors 1 4
 
-Every batch shape and jitted step a strategy uses is compiled before any timing starts (compilation is
-per shape and per model, and would otherwise dominate small budgets).
+Hardware xrbench_4k, the flexible space, objective latency (or --objective). Ratios compare
+the searches' penalized objective (an infeasible best counts 1000x its cost), so a ratio
+above 1000 means the strategy found nothing feasible. Every batch shape and jitted
+ask/tell/init is compiled before any timing starts (compilation is per shape and per model
+and would otherwise eat small budgets); search seconds exclude compilation in any case.
+`--json PATH` also writes every row. The machine's load is printed: budgets are wall time,
+so other processes on the machine shift every strategy's result, dp's budget included.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,69 +26,82 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeorgan_jax.config import SearchConfig  # noqa: E402
 from pipeorgan_jax.cost import Scorer  # noqa: E402
 from pipeorgan_jax.hardware import load_hardware  # noqa: E402
-from pipeorgan_jax.search import Problem, baseline_spaces, dp, run_strategy  # noqa: E402
+from pipeorgan_jax.search import Problem, baseline_spaces, run_strategy  # noqa: E402
 from pipeorgan_jax.loading import load_model  # noqa: E402
 
-STRATEGIES = ("random", "evolutionary", "annealing", "gradient")
+XR_BENCH = ["KD_res8_narrow", "AS_ED_TCN", "GE_FBNet_C", "ES_RITNet", "DR_RGBd_200",
+            "DE_midas_v21_small", "OD_D2go_FasterRCNN", "ASR_EM_24L", "HT_hand_graph_cnn_half",
+            "PD_Plane_RCNN_Quarter", "SS_HRViT_b1"]
+STRATEGIES = ("random", "evolutionary", "annealing", "gradient", "es")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["KD_res8_narrow", "GE_FBNet_C", "AS_ED_TCN"])
+    ap.add_argument("--models", nargs="+", default=XR_BENCH)
+    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    ap.add_argument("--factors", nargs="+", type=float, default=[1.0, 4.0],
+                    help="budgets as multiples of dp's search seconds")
     ap.add_argument("--hardware", default="xrbench_4k")
     ap.add_argument("--objective", default="latency", choices=("latency", "energy", "edp"))
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--max-depth", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=256, help="population / chains / samples")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--no-cache", action="store_true", help="no persistent compilation cache")
     args = ap.parse_args(argv)
+    from pipeorgan_jax.app import compilation_cache_dir, setup_compilation_cache
+    setup_compilation_cache(None if args.no_cache else compilation_cache_dir({}))
 
+    d = SearchConfig()  # dp and the space as the main job runs them
     hw = load_hardware(args.hardware)
-    space = baseline_spaces(args.max_depth)["flexible"]
-    cfg = SimpleNamespace(batch_size=args.batch, iterations=10**6, time_budget_s=0.0,
-                          mutation_rate=0.1, elite_fraction=0.1, temperature0=0.1, restarts=8,
-                          learning_rate=0.3, gumbel_tau=1.0, max_space=2_000_000)
+    space = baseline_spaces(d.max_depth)["flexible"]
+    cfg = SimpleNamespace(**{**vars(d), "batch_size": args.batch, "iterations": 10 ** 6,
+                             "restarts": 8, "learning_rate": 0.3, "time_budget_s": 0.0})
     key = {"latency": "latency_cycles", "energy": "energy_pj", "edp": "edp"}[args.objective]
-    rows, ratios = [], {s: [] for s in STRATEGIES}
-    print(f"hardware={hw.name} space={space.name} objective={args.objective} batch={args.batch}",
-          flush=True)
+    print(f"hardware={hw.name} space={space.name} objective={args.objective} batch={args.batch} "
+          f"dp: max_depth={d.max_depth} dp_batch_size={d.dp_batch_size} dp_rounds={d.dp_rounds} "
+          f"seed={args.seed} load={os.getloadavg()[0]:.2f} cpus={os.cpu_count()}", flush=True)
+    rows = []
     for name in args.models:
         model = load_model(name)
-        scorer = Scorer(model, hw, max_depth=args.max_depth)
+        scorer = Scorer(model, hw, max_depth=d.max_depth)
         t = time.perf_counter()
-        warm = Problem(scorer, args.objective, space, seed=args.seed)
-        shapes = {1, args.batch, cfg.restarts,
-                  cfg.restarts * max(1, args.batch // cfg.restarts)}
-        shapes |= {space.inner_choices(d) for d in range(1, args.max_depth + 1)
-                   if space.inner_choices(d) <= args.batch}
-        for n in sorted(shapes):
-            scorer(warm.sample(n))
-        for s in STRATEGIES:  # jits of the strategies themselves (gradient's optimizer step)
+        for s in ["dp"] + args.strategies:  # compile every shape and jitted step
             run_strategy(s, Problem(scorer, args.objective, space, seed=args.seed),
-                         SimpleNamespace(**{**vars(cfg), "iterations": 2}))
+                         SimpleNamespace(**{**vars(cfg), "iterations": 2, "dp_rounds": 1}))
         compile_s = time.perf_counter() - t
-
-        r = dp(Problem(scorer, args.objective, space, seed=args.seed), batch_size=args.batch)
+        r = run_strategy("dp", Problem(scorer, args.objective, space, seed=args.seed), cfg)
         budget, opt = r.seconds, r.history[-1][2]
-        rows.append((name, "dp", float(r.cost[key]), 1.0, r.placements_scored, r.seconds,
-                     r.cost["feasible"]))
-        print(f"# {name}: {len(model.layers)} layers, compile {compile_s:.1f}s, "
-              f"dp {budget:.2f}s", flush=True)
-        for s in STRATEGIES:
-            c = SimpleNamespace(**{**vars(cfg), "time_budget_s": budget})
-            r = run_strategy(s, Problem(scorer, args.objective, space, seed=args.seed), c)
-            q = r.history[-1][2] / opt  # penalized objective: infeasible counts 1000x
-            ratios[s].append(q)
-            rows.append((name, s, float(r.cost[key]), q, r.placements_scored, r.seconds,
-                         r.cost["feasible"]))
+        row = {"model": name, "layers": len(model.layers), "dp_value": float(r.cost[key]),
+               "dp_seconds": budget, "dp_scored": r.placements_scored, "compile_seconds": compile_s,
+               "ratios": {}, "scored": {}}
+        print(f"# {name}: {len(model.layers)} layers, warm-up {compile_s:.0f}s, dp {budget:.1f}s "
+              f"{args.objective}={float(r.cost[key]):.6g} load={os.getloadavg()[0]:.2f}", flush=True)
+        for f in args.factors:
+            for s in args.strategies:
+                c = SimpleNamespace(**{**vars(cfg), "time_budget_s": f * budget})
+                q = run_strategy(s, Problem(scorer, args.objective, space, seed=args.seed), c)
+                ratio = q.history[-1][2] / opt  # penalized objective: infeasible counts 1000x
+                row["ratios"][f"{s}@{f:g}x"] = ratio
+                row["scored"][f"{s}@{f:g}x"] = q.placements_scored
+                print(f"  {s:13s} {f:g}x: ratio {ratio:8.3f}  scored {q.placements_scored:8d}  "
+                      f"{q.seconds:6.1f}s", flush=True)
+        rows.append(row)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1))
 
-    print(f"{'model':16s} {'strategy':13s} {'best ' + args.objective:>16s} {'ratio_vs_dp':>11s} "
-          f"{'scored':>9s} {'seconds':>8s} feasible")
-    for m, s, v, q, n, sec, ok in rows:
-        print(f"{m:16s} {s:13s} {v:16.1f} {q:11.3f} {n:9d} {sec:8.2f} {bool(ok)}")
-    print("geomean_ratio_vs_dp=" + ",".join(
-        f"{s}:{math.exp(sum(map(math.log, q)) / len(q)):.3f}" for s, q in ratios.items()))
+    cols = [f"{s}@{f:g}x" for f in args.factors for s in args.strategies]
+    print("\nbest " + args.objective + " / dp's (1.000 = dp's; > 1000: nothing feasible)")
+    print("| model | dp Mcyc | dp s | " + " | ".join(cols) + " |")
+    print("|---|---|---|" + "---|" * len(cols))
+    for row in rows:
+        print(f"| {row['model']} | {row['dp_value'] / 1e6:.4f} | {row['dp_seconds']:.1f} | "
+              + " | ".join(f"{row['ratios'][c]:.3f}" for c in cols) + " |")
+    geo = {c: math.exp(sum(math.log(r["ratios"][c]) for r in rows) / len(rows)) for c in cols}
+    print("| geomean | | | " + " | ".join(f"{geo[c]:.3f}" for c in cols) + " |")
+    print("geomean_ratio_vs_dp=" + ",".join(f"{c}:{geo[c]:.3f}" for c in cols))
     return 0
 
 

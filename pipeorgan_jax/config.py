@@ -37,12 +37,16 @@ class Strategy(enum.Enum):
     evolutionary = "evolutionary"
     annealing = "annealing"
     gradient = "gradient"
+    es = "es"  # an evolution strategy from evosax over relaxed placement logits
 
 
 class Objective(enum.Enum):
     latency = "latency"
     energy = "energy"
     edp = "edp"
+    # the headline searches minimize latency; then the flexible space is searched at
+    # search.pareto_points energy weights and its latency-vs-energy front reported and plotted
+    pareto = "pareto"
 
 
 @dataclass
@@ -128,6 +132,11 @@ class SearchConfig:
     restarts: int = 64
     learning_rate: float = 0.05
     gumbel_tau: float = 1.0
+    # es: the evosax algorithm (SNES, Sep_CMA_ES, Open_ES, ...) and its initial std
+    es_algorithm: str = "SNES"
+    es_sigma: float = 0.5
+    # objective=pareto: energy weights 0, 1/(n-1), ..., 1 (n searches of the flexible space)
+    pareto_points: int = 5
     # exhaustive: refuse spaces larger than this
     max_space: int = 2_000_000
 

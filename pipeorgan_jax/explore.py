@@ -19,7 +19,9 @@ from pipeorgan_jax.interrupt import Interrupted, pending
 from pipeorgan_jax.runfiles import safe_filename, write_json_atomic
 from pipeorgan_jax.hardware import Hardware
 from pipeorgan_jax.placement import decode, segments
-from pipeorgan_jax.search import Problem, baseline_spaces, run_strategy
+from pipeorgan_jax.objective import weighted
+from pipeorgan_jax.pareto import Archive
+from pipeorgan_jax.search import Problem, baseline_spaces, dp, run_strategy
 from pipeorgan_jax.strategies import SpaceTooLarge
 from pipeorgan_jax.workload import Model
 
@@ -76,8 +78,12 @@ def binding_constraint(model: Model, hw: Hardware) -> str:
 def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path | None,
                   devices=None, placements_dir: Path | None = None) -> dict:
     objective = cfg.objective.value if hasattr(cfg.objective, "value") else str(cfg.objective)
+    pareto = objective == "pareto"
+    if pareto:  # the headline searches minimize latency; the front comes after them
+        objective = "latency"
     s = cfg.search
     scorer = Scorer(model, hw, max_depth=s.max_depth, devices=devices)
+    archive = Archive() if pareto else None
     spaces = baseline_spaces(s.max_depth)
     out: dict = {}
     seeds = []
@@ -90,6 +96,8 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
         with _search_bar(f"{model.name} {name}", cfg.progress,
                          _expected_batches(strategy, s, spaces[name], hw.n_units)) as bar:
             prob.on_step = bar
+            if name == "flexible" and archive is not None:
+                prob.on_batch = archive.add
             res = run_strategy(strategy, prob, s,
                                seed_placements=seeds if name in BASELINES else [])
         if name in BASELINES[1:]:
@@ -104,6 +112,11 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
         # the flexible space contains the others: nothing found fits this hardware
         raise NoFeasiblePlacement(
             f"{model.name}: no feasible placement on '{hw.name}': {binding_constraint(model, hw)}")
+    if archive is not None:
+        for r in results.values():  # the baselines' bests are flexible placements too
+            archive.add(r.best, {k: np.asarray([v]) for k, v in r.cost.items()})
+        by_weight = pareto_search(scorer, cfg, spaces["flexible"], results["flexible"], tally,
+                                  archive, model.name)
     names = [l.name for l in model.layers]
     for name, res in results.items():
         entry = {"latency_cycles": float(res.cost["latency_cycles"]),
@@ -146,7 +159,21 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
         out["reference_energy_pj"] = ref_en
         # the one signed number: the reference's relative difference from the batch model
         out["reference_latency_diff"] = ref_lat / fl["latency_cycles"] - 1.0
+    if archive is not None:
+        out["pareto"] = archive.points()
+        out["pareto_weights"] = by_weight
+        out["placements_scored"] = tally.placements
+        out["rows_scored"] = tally.rows
+        out["segment_evaluations"] = tally.segment_evaluations
+        out["distinct_segments"] = tally.distinct_segments
     out["wall_seconds"] = time.perf_counter() - t_model
+    if placements_dir is not None and archive is not None:
+        front = {f"pareto_{i}": p for i, p in enumerate(archive.placements())}
+        placement_io.save(placements_dir / f"{safe_filename(model.name)}_pareto.json",
+                          placement_io.to_doc(model, front, dict(zip(front, archive.costs())),
+                                              to_dict(cfg.hardware), hw.n_units,
+                                              objective="pareto", strategy=out["strategy"],
+                                              seed=cfg.seed))
     if placements_dir is not None:
         placement_io.save(placements_dir / f"{safe_filename(model.name)}.json", placement_io.to_doc(
             model, {k: r.best for k, r in results.items()}, {k: r.cost for k, r in results.items()},
@@ -154,6 +181,40 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
             seed=cfg.seed))
     out["_best"] = results["flexible"].best  # for the PE map; dropped before saving
     return out
+
+
+def pareto_search(scorer, cfg, space, latency_best, tally, archive: Archive, model_name: str,
+                  weights=None) -> list[dict]:
+    """The flexible space searched again at energy weights a in (0, 1] (objective
+    weighted:<a>; a = 1 is energy), every scored placement into `archive`; each search is
+    seeded with the latency search's best and the previous weight's. dp, additive, minimizes
+    latency + lam * energy, lam = a / (1 - a) * latency0 / energy0: the tangent of the
+    weighted objective at the latency-best placement (latency0, energy0). Returns the best
+    placement's latency and energy per weight (a = 0: the latency search)."""
+    s = cfg.search
+    strategy = getattr(s.strategy, "value", s.strategy)
+    n = max(2, int(getattr(s, "pareto_points", 5)))
+    weights = [i / (n - 1) for i in range(1, n)] if weights is None else weights
+    lat0, en0 = (float(latency_best.cost[k]) for k in ("latency_cycles", "energy_pj"))
+    found = [{"energy_weight": 0.0, "latency_cycles": lat0, "energy_pj": en0}]
+    seeds = [latency_best.best]
+    for a in weights:
+        prob = Problem(scorer, "energy" if a >= 1 else weighted(a), space, seed=cfg.seed,
+                       tally=tally)
+        prob.on_batch = archive.add
+        with _search_bar(f"{model_name} pareto a={a:.2f}", cfg.progress,
+                         _expected_batches(strategy, s, space, scorer.hw.n_units)) as bar:
+            prob.on_step = bar
+            if strategy == "dp":
+                lam = None if a >= 1 else a / (1 - a) * lat0 / max(en0, 1e-30)
+                r = dp(prob, s.dp_batch_size, max(1, s.dp_rounds), s.time_budget_s, seeds,
+                       lam=lam, mutation=s.mutation_rate)
+            else:
+                r = run_strategy(strategy, prob, s, seed_placements=seeds)
+        found.append({"energy_weight": a, "latency_cycles": float(r.cost["latency_cycles"]),
+                      "energy_pj": float(r.cost["energy_pj"])})
+        seeds = [latency_best.best, r.best]
+    return found
 
 
 def pe_map_path(plots_dir: Path, model_name: str) -> Path:
@@ -218,7 +279,8 @@ def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path, devic
         e.detail = (f"{len(doc['models'])} of {len(models)} models saved in "
                     f"{out / 'results.json'} and results.csv")
         raise
-    key = {"latency": "latency_cycles", "energy": "energy_pj", "edp": "edp"}[objective]
+    key = {"latency": "latency_cycles", "energy": "energy_pj", "edp": "edp",
+           "pareto": "latency_cycles"}[objective]
     vals = [v["flexible"][key] for v in doc["models"].values()]
     value = float("inf") if doc["errors"] or not vals else float(np.exp(np.mean(np.log(vals))))
     doc["objective_value"] = value
@@ -226,6 +288,9 @@ def explore(cfg: DictConfig, hw: Hardware, models: list[Model], out: Path, devic
     log.info("\n" + report.table(doc))
     if plots_dir and doc["models"]:
         _plot_safely(lambda: report.plots(doc, plots_dir), "summary plots")
+        if objective == "pareto":
+            from pipeorgan_jax import pareto
+            _plot_safely(lambda: pareto.plot(doc, plots_dir / "pareto.png"), "Pareto fronts")
     log.info(f"\nresults: {out / 'results.json'}, {out / 'results.csv'}, best placements in "
              f"{out / 'placements'}" + (f", plots in {plots_dir}" if plots_dir else ""))
     if doc["errors"]:
@@ -275,7 +340,7 @@ def _expected_batches(strategy: str, s, space, n_units: int) -> int | None:
     if strategy == "dp":
         D = max(1, min(space.max_depth, n_units))
         return max(1, s.dp_rounds) * D * (D + 1) // 2
-    if strategy in ("random", "evolutionary", "annealing", "gradient"):
+    if strategy in ("random", "evolutionary", "annealing", "gradient", "es"):
         return s.iterations
     return None
 

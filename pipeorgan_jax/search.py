@@ -1,9 +1,12 @@
-"""Search strategies over placements; every one scores candidates through the batch model.
+"""Search over placements: the space, the bookkeeping of one search, dp, and the dispatch.
 
-A strategy takes a `Problem` (scorer + space + objective) and returns a `SearchResult`: the
-best placement, its cost, what it scored (counting.py: distinct whole-network placements; for
-dp also segment evaluations and distinct segments), the search time and the compile time
-apart, and a convergence history of (placements scored, search seconds, best objective).
+`run_strategy(name, prob, cfg, seed_placements)` runs a strategy on a `Problem` (scorer +
+space + objective + seed) and returns a `SearchResult`: the best placement, its cost, what it
+scored (counting.py: distinct whole-network placements; for dp also segment evaluations and
+distinct segments), the search time and the compile time apart, and a convergence history of
+(placements scored, search seconds, best objective). `dp` is a function over the Problem;
+every other strategy is a pure ask/tell object (strategies/) run by the one host loop in
+driver.py. Neither strategies/ nor driver.py imports this module.
 """
 from __future__ import annotations
 
@@ -14,12 +17,13 @@ from typing import Optional
 
 import numpy as np
 
+from pipeorgan_jax import objective as objectives
+from pipeorgan_jax import strategies
 from pipeorgan_jax.cost import Scorer
 from pipeorgan_jax.counting import Tally, segment_hashes
+from pipeorgan_jax.driver import drive
+from pipeorgan_jax.objective import INFEASIBLE_PENALTY, OBJECTIVES  # noqa: F401 (re-exported)
 from pipeorgan_jax.placement import GRAN_ROWS, MAX_SHARE, Placement, sample
-
-OBJECTIVES = ("latency", "energy", "edp")
-INFEASIBLE_PENALTY = 1e3  # infeasible placements rank after every feasible one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,23 +97,25 @@ class SearchResult:
 
 
 class Problem:
-    """A model on a hardware, an objective and a space; counts what it scores.
+    """One search's bookkeeping: a model on a hardware, an objective and a space, and what the
+    search scored (the driver's record; strategies never see it, they get `domain`).
 
     `tally` may be shared by several Problems (the three spaces of one model) so that a
     placement scored by one, e.g. a seed handed to the next, is counted once; `on_step` is
-    called after every scored batch (a progress bar)."""
+    called after every scored batch (a progress bar), `on_batch(placements, cost)` with every
+    scored batch (pareto.Archive)."""
 
     def __init__(self, scorer: Scorer, objective: str = "latency", space: Space = Space(),
                  seed: int = 0, tally: Optional[Tally] = None, on_step=None):
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-        self.scorer, self.objective, self.space = scorer, objective, space
-        self.rng = np.random.default_rng(seed)
+        self.scorer, self.objective, self.space = scorer, objectives.check(objective), space
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(seed)  # dp's draws
         self.n_layers = len(scorer.model.layers)
         self.red_ok = np.asarray([l.reduction_ok for l in scorer.model.layers])
         self.n_units = scorer.hw.n_units
         self.tally = Tally() if tally is None else tally
         self.on_step = on_step
+        self.on_batch = None
         self._tally0 = (self.tally.placements, self.tally.rows, self.tally.segment_evaluations,
                         self.tally.distinct_segments)
         self._compile0 = self.scorer.compile_seconds
@@ -121,13 +127,21 @@ class Problem:
         self.best_cost: Optional[dict] = None
 
     def objective_of(self, c: dict) -> np.ndarray:
-        v = {"latency": c["latency_cycles"], "energy": c["energy_pj"], "edp": c["edp"]}[self.objective]
-        return np.where(c["feasible"], v, v * INFEASIBLE_PENALTY).astype(np.float64)
+        return np.asarray(objectives.penalized(self.objective, c), np.float64)
+
+    @property
+    def domain(self) -> strategies.Domain:
+        """What a strategy's init gets: the space's values and shapes, the objective, and the
+        batch model's tables."""
+        return strategies.domain_of(self.space, self.n_layers, self.n_units, self.red_ok,
+                                    self.objective, self.scorer.ma, self.scorer.ha)
 
     def score(self, p: Placement) -> tuple[np.ndarray, dict]:
         """Score a batch, track the best, return (objective per placement, cost dict)."""
         c = self.scorer(p)
         self.tally.add_placements(p)
+        if self.on_batch is not None:
+            self.on_batch(p, c)
         v = self.objective_of(c)
         i = int(np.argmin(v))
         if v[i] < self.best_value:
@@ -322,22 +336,17 @@ def _enumerated(seg_end: np.ndarray, space: Space, depth: int) -> Placement:
 
 def random_search(prob: Problem, batch_size: int = 4096, iterations: int = 20,
                   budget_s: float = 0.0) -> SearchResult:
-    for _ in range(iterations):
-        if prob.out_of_time(budget_s):
-            break
-        prob.score(prob.sample(batch_size))
-    return prob.result("random")
+    return drive(strategies.RandomSearch(batch_size), prob, iterations, budget_s)
 
 
 def run_strategy(name, prob: Problem, cfg=None, seed_placements=None) -> SearchResult:
-    """Run a strategy by name with parameters from a SearchConfig (or defaults)."""
+    """Run a strategy by name with parameters from a SearchConfig (or defaults): dp as a
+    function over prob, every other strategy through the driver."""
     name = getattr(name, "value", name)
     get = (lambda k, d: getattr(cfg, k, d)) if cfg is not None else (lambda k, d: d)
     budget = get("time_budget_s", 0.0)
     if name == "dp":
         return dp(prob, get("dp_batch_size", 128), max(1, get("dp_rounds", 2)), budget,
                   seed_placements, mutation=get("mutation_rate", 0.15))
-    if name == "random":
-        return random_search(prob, get("batch_size", 4096), get("iterations", 20), budget)
-    from pipeorgan_jax import strategies
-    return strategies.run(name, prob, cfg, seed_placements)
+    strategy, iterations = strategies.make(name, cfg)
+    return drive(strategy, prob, iterations, float(budget or 0.0), seed_placements)

@@ -101,6 +101,8 @@ SEARCH: dict[str, Range] = {
     "learning_rate": POS,
     "gumbel_tau": POS,
     "max_space": POS_INT,
+    "es_sigma": POS,
+    "pareto_points": Range(lo=2, integer=True),
 }
 
 SCENARIO: dict[str, Range] = {
@@ -168,11 +170,27 @@ def check_workload(wl: Any) -> None:
                               f"{FRACTION.describe()}")
 
 
+def check_es(search: Any) -> None:
+    """search=es names an evosax algorithm (checked only when it runs: evosax loads slowly)."""
+    try:
+        strategy = _get(search, "strategy")
+    except (KeyError, AttributeError):
+        return
+    if getattr(strategy, "value", strategy) != "es":
+        return
+    import evosax.algorithms
+    name = _get(search, "es_algorithm")
+    if not isinstance(getattr(evosax.algorithms, str(name), None), type):
+        raise ConfigError(f"search.es_algorithm={name!r}: not an evosax algorithm (e.g. SNES, "
+                          "Sep_CMA_ES, Open_ES, CMA_ES)")
+
+
 def check(cfg: Any) -> None:
     """Every numeric value of a run's config; raises ConfigError (one line) on the first bad one."""
     check_ranges(cfg, TOP, "")
     check_hardware(_get(cfg, "hardware"))
     check_ranges(_get(cfg, "search"), SEARCH, "search.")
+    check_es(_get(cfg, "search"))
     if _get(cfg, "workload") is not None:
         check_workload(_get(cfg, "workload"))
     if _has(cfg, "scenario"):

@@ -88,7 +88,8 @@ def test_compile_time_is_apart_from_search_time(chain8):
     first = random_search(Problem(chain8, "latency", baseline_spaces(2)["flexible"]), 160, 2)
     wall = time.perf_counter() - t0
     assert first.compile_seconds > 0
-    assert chain8.compile_seconds - before == pytest.approx(first.compile_seconds)
+    # the batch model's compilation, and the strategy's own jitted ask/tell (driver.call)
+    assert 0 < chain8.compile_seconds - before < first.compile_seconds
     assert first.seconds + first.compile_seconds == pytest.approx(wall, abs=0.3)
     again = random_search(Problem(chain8, "latency", baseline_spaces(2)["flexible"]), 160, 2)
     assert again.compile_seconds == 0  # same shape: nothing compiled
@@ -97,11 +98,12 @@ def test_compile_time_is_apart_from_search_time(chain8):
 
 
 def test_gradient_step_compilation_is_compile_time(scorer):
-    from pipeorgan_jax import strategies
+    from pipeorgan_jax import driver
+    from pipeorgan_jax.search import run_strategy
     from test_search import cfg
-    strategies._STEP_EXECUTABLES.clear()
+    driver._EXECUTABLES.clear()
     space = baseline_spaces(3)["flexible"]
-    r = strategies.run("gradient", Problem(scorer, "latency", space), cfg(iterations=2))
-    assert r.compile_seconds > 0  # the optimizer step, compiled for this run's shapes
-    again = strategies.run("gradient", Problem(scorer, "latency", space), cfg(iterations=2))
+    r = run_strategy("gradient", Problem(scorer, "latency", space), cfg(iterations=2))
+    assert r.compile_seconds > 0  # init, ask and tell (the optimizer step), for these shapes
+    again = run_strategy("gradient", Problem(scorer, "latency", space), cfg(iterations=2))
     assert again.compile_seconds == 0 and again.history[-1][2] == r.history[-1][2]

@@ -156,3 +156,45 @@ def test_multirun_failed_job_does_not_stop_the_others(tmp_path):
     assert sum(l.startswith("warning: job") for l in r.stderr.splitlines()) == 2  # failed jobs
     assert (tmp_path / "collected_plots" / "speedup.png").stat().st_size > 1000
     assert (tmp_path / "collected_plots" / "pareto.png").stat().st_size > 1000
+
+
+def test_pareto_objective(tmp_path, kd_cache):
+    """objective=pareto: the headline searches minimize latency, then the flexible space at
+    energy weights gives a latency-vs-energy front (results.json, a placements file that
+    loads, pareto.png)."""
+    from pipeorgan_jax import placement_io
+    r = _run(["+workload=KD_res8_narrow", "hardware=small", "progress=false", "objective=pareto",
+              "search.pareto_points=3", "reference_check=false", "search.dp_batch_size=32",
+              "search.dp_rounds=1", f"compilation_cache_dir={kd_cache}",
+              f"hydra.run.dir={tmp_path}"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    m = doc["models"]["KD_res8_narrow"]
+    front = m["pareto"]
+    lat = [p["latency_cycles"] for p in front]
+    en = [p["energy_pj"] for p in front]
+    assert len(front) >= 2 and lat == sorted(lat) and en == sorted(en, reverse=True)
+    assert lat[0] <= m["flexible"]["latency_cycles"] * (1 + 1e-6)  # the latency end
+    assert [w["energy_weight"] for w in m["pareto_weights"]] == [0.0, 0.5, 1.0]
+    assert min(en) <= min(w["energy_pj"] for w in m["pareto_weights"]) * (1 + 1e-6)
+    assert doc["objective_value"] == pytest.approx(m["flexible"]["latency_cycles"])
+    _, ps = placement_io.load(tmp_path / "placements" / "KD_res8_narrow_pareto.json")
+    assert len(ps) == len(front)
+    assert (tmp_path / "plots" / "pareto.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("search", ["exhaustive", "random", "evolutionary", "annealing",
+                                    "gradient", "es"])
+@pytest.mark.parametrize("objective", ["latency", "edp"])
+def test_every_search_option_runs(tmp_path, kd_cache, search, objective):
+    extra = ["search.iterations=3", "search.batch_size=128"]
+    r = _run(["+workload=KD_res8_narrow", "hardware=small", "progress=false", "plots=false",
+              f"search={search}", f"objective={objective}", "reference_check=false",
+              f"compilation_cache_dir={kd_cache}", f"hydra.run.dir={tmp_path}", *extra], tmp_path)
+    if search == "exhaustive":  # KD's space is far too large to enumerate: one clean line
+        assert r.returncode == 1 and "max_space" in r.stderr and "Traceback" not in r.stderr
+        return
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path / "results.json").read_text())["models"]["KD_res8_narrow"]
+    assert m["strategy"] == search and m["flexible"]["feasible"]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from pipeorgan_jax import strategies
+from pipeorgan_jax.strategies import space_size
 from pipeorgan_jax.cost import Scorer
 from pipeorgan_jax.hardware import load_hardware
 from pipeorgan_jax.placement import validate
@@ -40,9 +41,9 @@ def scorer():
 
 @pytest.mark.parametrize("objective", ["latency", "energy"])
 def test_dp_matches_exhaustive(scorer, objective):
-    ex = strategies.run("exhaustive", Problem(scorer, objective, TINY_SPACE, seed=0),
-                        cfg(batch_size=4096))
-    assert ex.placements_scored == strategies.space_size(Problem(scorer, space=TINY_SPACE))
+    ex = run_strategy("exhaustive", Problem(scorer, objective, TINY_SPACE, seed=0),
+                      cfg(batch_size=4096))
+    assert ex.placements_scored == space_size(Problem(scorer, space=TINY_SPACE).domain)
     assert ex.placements_scored == 8 ** 4 + 3 * 8 * 8 * 64 + 64 ** 2
     d = dp(Problem(scorer, objective, TINY_SPACE, seed=0), batch_size=256)
     assert TINY_SPACE.contains(d.best) and TINY_SPACE.contains(ex.best)
@@ -53,17 +54,17 @@ def test_dp_matches_exhaustive(scorer, objective):
 def test_exhaustive_refuses_large_space(scorer):
     prob = Problem(scorer, "latency", baseline_spaces(4)["flexible"])
     with pytest.raises(ValueError, match="max_space"):
-        strategies.run("exhaustive", prob, cfg())
+        run_strategy("exhaustive", prob, cfg())
 
 
-@pytest.mark.parametrize("name", ["evolutionary", "annealing", "gradient"])
+@pytest.mark.parametrize("name", ["random", "evolutionary", "annealing", "gradient", "es"])
 @pytest.mark.parametrize("space", [TINY_SPACE, baseline_spaces(3)["flexible"]],
                          ids=["tiny", "flexible"])
 def test_stochastic_strategy_contract(scorer, name, space):
     L = len(scorer.model.layers)
     seed = dp(Problem(scorer, "latency", baseline_spaces(1)["layer_by_layer"]), batch_size=B)
-    results = [strategies.run(name, Problem(scorer, "latency", space, seed=1), cfg(),
-                              [seed.best] if space is TINY_SPACE else None) for _ in range(2)]
+    results = [run_strategy(name, Problem(scorer, "latency", space, seed=1), cfg(),
+                            [seed.best] if space is TINY_SPACE else None) for _ in range(2)]
     r = results[0]
     assert r.strategy == name and r.placements_scored > 0
     assert space.contains(r.best) and validate(r.best, L, scorer.hw.n_units) == []
@@ -80,9 +81,9 @@ def test_stochastic_strategy_contract(scorer, name, space):
 
 def test_seeded_strategy_never_worse_than_seed(scorer):
     lbl = dp(Problem(scorer, "latency", baseline_spaces(3)["layer_by_layer"]), batch_size=B)
-    for name in ("evolutionary", "annealing", "gradient"):
-        r = strategies.run(name, Problem(scorer, "latency", baseline_spaces(3)["flexible"]),
-                           cfg(iterations=3), [lbl.best])
+    for name in ("random", "evolutionary", "annealing", "gradient", "es"):
+        r = run_strategy(name, Problem(scorer, "latency", baseline_spaces(3)["flexible"]),
+                         cfg(iterations=3), [lbl.best])
         assert r.history[-1][2] <= lbl.history[-1][2] * (1 + 1e-6)
 
 
@@ -100,7 +101,7 @@ def test_baseline_spaces_nest(scorer, objective):
 
 def test_unknown_strategy(scorer):
     with pytest.raises(ValueError, match="unknown search strategy"):
-        strategies.run("nope", Problem(scorer), cfg())
+        run_strategy("nope", Problem(scorer), cfg())
 
 
 @pytest.mark.parametrize("objective", ["latency", "energy"])

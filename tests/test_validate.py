@@ -114,3 +114,12 @@ def test_a_single_allocation_unit_is_a_machine_that_runs():
         ref = reference.evaluate(m, hw, res.best)
         assert ref["feasible"] and np.isfinite(ref["latency_cycles"])
         assert ref["latency_cycles"] == pytest.approx(lat, rel=0.05)
+
+
+def test_es_algorithm_is_checked_at_start():
+    import types
+    from pipeorgan_jax.validate import ConfigError, check_es
+    check_es(types.SimpleNamespace(strategy="es", es_algorithm="SNES"))
+    check_es(types.SimpleNamespace(strategy="dp", es_algorithm="Nope"))  # not running es
+    with pytest.raises(ConfigError, match="search.es_algorithm='Nope'"):
+        check_es(types.SimpleNamespace(strategy="es", es_algorithm="Nope"))
