@@ -2,6 +2,8 @@
 segment latency with its bounds (docs/cost_model.md, "Timing", "Bounds")."""
 from __future__ import annotations
 
+import functools
+
 from typing import NamedTuple
 
 import jax
@@ -101,7 +103,7 @@ def segment_latency(ma: ModelArrays, ha: HwArrays, ly: Layers, sg: Segments, tl:
     c_pace = mx2(mx2(cyc, jnp.where(glb_fed, t_in, 0.0)), ps_link / n_tiles / ha.link_bw)
     c_done = cyc + lk.x_ps  # a tile's output exists once its partial sums are reduced
     Fill, End = fill(ed_.src, ma.in_slots, ma.rows_full, ed_.intra, ed_.lag, lk.x_edge, c_pace, c_done,
-                     F0, n_tiles, sg.depth.max())
+                     F0, n_tiles, sg.depth.max(), ha.max_depth)
     m = sg.max(jnp.stack([End + jnp.where(tr.to_glb, t_out, 0.0), Fill], 1))
     pipe = mx2(m[:, 0], m[:, 1] + (n_tiles - 1) * sigma)
     # Weights: fetched from DRAM into the GLB while the previous segment runs (the first
@@ -127,8 +129,8 @@ def _fill_step(src, into, rows_full, intra, lag, x, c_pace, c_done, F0, n_tiles,
     return F, rho, E
 
 
-@jax.custom_jvp
-def fill(src, into, rows_full, intra, lag, x, c_pace, c_done, F0, n_tiles, sweeps):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(11,))
+def fill(src, into, rows_full, intra, lag, x, c_pace, c_done, F0, n_tiles, sweeps, first: int):
     """Per layer: when its first tile is done (Fill) and its last (End).
 
     Layer l's first tile needs its in-segment producers' first tiles, plus `lag` more at their
@@ -139,15 +141,19 @@ def fill(src, into, rows_full, intra, lag, x, c_pace, c_done, F0, n_tiles, sweep
     sequential steps it is solved by Jacobi sweeps over every layer at once: after k sweeps
     every layer at most k deep in its segment holds its final value (the same operations on
     the same operands as the sequential recurrence, so the same floats), and `sweeps` = the
-    deepest segment suffices. A 1,149-layer model needs <= max_depth sweeps, not 1,149 steps."""
+    deepest segment suffices. A 1,149-layer model needs <= max_depth sweeps, not 1,149 steps.
+    The first `first` (static: the deepest feasible segment) sweeps run as a fixed loop; a
+    while loop adds any more a deeper (infeasible) segment needs: under vmap a loop whose trip
+    count differs per placement selects every value every sweep."""
     args = (src, into, rows_full, intra, lag, x, c_pace, c_done, F0, n_tiles)
     z = jnp.zeros_like(c_pace)
+    F, rho, E = jax.lax.fori_loop(0, first, lambda k, c: _fill_step(*args, *c), (z, z, z))
 
     def body(c):
         k, F, rho, E = c
         return (k + 1,) + _fill_step(*args, F, rho, E)
 
-    _, F, _, E = jax.lax.while_loop(lambda c: c[0] < sweeps, body, (jnp.zeros((), jnp.int32), z, z, z))
+    _, F, _, E = jax.lax.while_loop(lambda c: c[0] < sweeps, body, (jnp.int32(first), F, rho, E))
     return F, E
 
 
@@ -159,9 +165,9 @@ def _fill_fixed(n: int, *args):
 
 
 @fill.defjvp
-def _fill_jvp(primals, tangents):
+def _fill_jvp(first, primals, tangents):
     # tangents from a fixed number of sweeps: the layer count bounds every segment's depth
     L = primals[6].shape[0]
-    out = fill(*primals)
+    out = fill(*primals, first)
     _, t = jax.jvp(lambda *a: _fill_fixed(L, *a), primals[:-1], tangents[:-1])
     return out, t
