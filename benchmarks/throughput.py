@@ -49,7 +49,7 @@ for k in a["log2"]:
         t0 = time.perf_counter()
         try:  # the options the project compiles with (cost.compiler_options), where it has them
             from pipeorgan_jax.cost import compiler_options
-            opts = compiler_options()
+            opts = compiler_options() if a["xla_options"] == "project" else {}
         except ImportError:
             opts = {}
         compiled = score_batch.lower(sc.ma, sc.ha, p).compile(compiler_options=opts)
@@ -82,7 +82,7 @@ for k in a["log2"]:
 def measure(checkout: Path, args, log2: list[int]) -> list[dict]:
     env = dict(os.environ, PYTHONPATH=str(checkout) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     a = dict(model=args.model, hardware=args.hardware, max_depth=args.max_depth,
-             repeats=args.repeats, log2=log2)
+             repeats=args.repeats, log2=log2, xla_options=args.xla_options)
     out = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(a)], env=env, cwd=checkout,
                          capture_output=True, text=True)
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
@@ -102,6 +102,9 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, default=None,
                     help="another checkout of the project, measured in the same run")
     ap.add_argument("--reference-placements", type=int, default=0)
+    ap.add_argument("--xla-options", choices=("project", "default"), default="project",
+                    help="project: cost.compiler_options() as Scorer compiles (XLA:CPU loop "
+                         "emitters, quicker to compile); default: XLA's defaults")
     args = ap.parse_args()
 
     new: dict[int, dict] = {}
@@ -118,7 +121,8 @@ def main() -> None:
         if any("error" in r for r in new.values()):
             break
     dev = next((r["device"] for r in new.values() if "device" in r), "?")
-    print(f"model={args.model} hardware={args.hardware} max_depth={args.max_depth} device={dev}")
+    print(f"model={args.model} hardware={args.hardware} max_depth={args.max_depth} device={dev} "
+          f"xla_options={args.xla_options}")
     hdr = f"{'batch':>7s} {'placements/s':>13s} {'flop/pl':>10s} {'bytes/pl':>10s} {'GFLOP/s':>8s} {'compile s':>9s}"
     if args.baseline:
         hdr += f" {'baseline/s':>11s} {'base flop':>10s} {'base bytes':>10s} {'ratio':>6s}"
