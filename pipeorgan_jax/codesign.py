@@ -22,7 +22,7 @@ from pipeorgan_jax.cost import hw_arrays, model_arrays
 from pipeorgan_jax.hardware import Hardware
 from pipeorgan_jax.hwbatch import score_points, score_points_each
 from pipeorgan_jax.placement import Placement, layer_by_layer, sample
-from pipeorgan_jax.search import INFEASIBLE_PENALTY, Space, baseline_spaces, tiling
+from pipeorgan_jax.search import INFEASIBLE_PENALTY, Space, enumerated, baseline_spaces, tiling
 from pipeorgan_jax.workload import Model
 
 SPACES = ("layer_by_layer", "chunked", "flexible")
@@ -184,7 +184,7 @@ def dp_points(ms: MultiScorer, space: Space, objective: str, rng: np.random.Gene
             for o in range(d):
                 seg_end = tiling(L, d, o)
                 if enum:
-                    p = _enumerated(seg_end, space, d)
+                    p = enumerated(seg_end, space, d)
                 else:
                     p = sample(rng, L, B, D, space.orgs, space.grans, space.parts,
                                shares=space.shares, red_ok=red_ok)
@@ -239,25 +239,6 @@ def _better(a: PointsResult, b: PointsResult, objective: str, lam: np.ndarray) -
                                     for x, y in zip(a.placements.fields(), b.placements.fields()))),
                         pick(a.latency_cycles, b.latency_cycles), pick(a.energy_pj, b.energy_pj),
                         pick(a.feasible, b.feasible))
-
-
-def _enumerated(seg_end: np.ndarray, space: Space, depth: int) -> Placement:
-    """Every inner choice of a depth-`depth` segment applied to every segment of a tiling (a
-    shorter first segment takes the choice's last layers)."""
-    L = len(seg_end)
-    ends = np.flatnonzero(seg_end)
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    choices = space.enumerate_inner(depth)
-    B = len(choices)
-    gran, org = np.zeros((B, L), np.int32), np.zeros((B, L), np.int32)
-    share, part = np.ones((B, L), np.int32), np.zeros((B, L), np.int32)
-    for i, (g, o, sh, pa) in enumerate(choices):
-        for a, b in zip(starts, ends):
-            k = b - a + 1
-            gran[i, a:b + 1], org[i, a:b + 1] = g, o
-            share[i, a:b + 1] = sh[-k:] if len(sh) >= k else sh[0]
-            part[i, a:b + 1] = pa[-k:]
-    return Placement(np.broadcast_to(seg_end, (B, L)).copy(), gran, org, share, part)
 
 
 def _mutate_around(p: Placement, best: dict, seg_end: np.ndarray, rng: np.random.Generator,

@@ -258,7 +258,7 @@ def dp(prob: Problem, batch_size: int = 256, rounds: int = 2, budget_s: float = 
                 if prob.space.inner_choices(d) <= batch_size:
                     if r > 0:
                         continue
-                    p = _enumerated(seg_end, prob.space, d)
+                    p = enumerated(seg_end, prob.space, d)
                 else:
                     p = prob.sample(batch_size)
                     p = Placement(np.broadcast_to(seg_end, p.seg_end.shape).copy(), *p.fields()[1:])
@@ -316,7 +316,7 @@ def _mutate_around(p: Placement, best: dict, seg_end: np.ndarray, rng: np.random
     return Placement(np.asarray(p.seg_end), *out)
 
 
-def _enumerated(seg_end: np.ndarray, space: Space, depth: int) -> Placement:
+def enumerated(seg_end: np.ndarray, space: Space, depth: int) -> Placement:
     """Every inner choice of a depth-`depth` segment, applied to every segment of a tiling."""
     L = len(seg_end)
     ends = np.flatnonzero(seg_end)

@@ -192,17 +192,6 @@ class Scorer:
             self.compile_seconds += time.perf_counter() - t0
         return fn
 
-    def precompile(self, batch: int | None = None) -> "Scorer":
-        """Compile the shape a batch of `batch` rows (default: the smallest) will use, e.g.
-        in a background thread while another model is searched (XLA compiles on one core)."""
-        L = len(self.model.layers)
-        n_dev = len(self.batch_sharding.mesh.devices)
-        padded = -(-max(batch or 0, self.MIN_BATCH) // n_dev) * n_dev
-        z = np.zeros((padded, L), np.int32)
-        p = Placement(np.ones((padded, L), bool), z, z, z + 1, z)
-        self._compiled_for(jax.device_put(p, self.batch_sharding))
-        return self
-
     def __call__(self, p: Placement) -> dict[str, np.ndarray]:
         c, B = self.score_on_devices(p)
         return {k: np.asarray(v)[:B] for k, v in c._asdict().items()}

@@ -147,7 +147,7 @@ def fill(src, into, rows_full, intra, lag, x, c_pace, c_done, F0, n_tiles, sweep
     count differs per placement selects every value every sweep."""
     args = (src, into, rows_full, intra, lag, x, c_pace, c_done, F0, n_tiles)
     z = jnp.zeros_like(c_pace)
-    F, rho, E = jax.lax.fori_loop(0, first, lambda k, c: _fill_step(*args, *c), (z, z, z))
+    F, rho, E = _sweeps(first, args, (z, z, z))
 
     def body(c):
         k, F, rho, E = c
@@ -160,8 +160,12 @@ def fill(src, into, rows_full, intra, lag, x, c_pace, c_done, F0, n_tiles, sweep
 def _fill_fixed(n: int, *args):
     """`n` sweeps, a fixed count (differentiable: a while loop has no reverse mode)."""
     z = jnp.zeros_like(args[6])
-    F, _, E = jax.lax.fori_loop(0, n, lambda k, c: _fill_step(*args, *c), (z, z, z))
+    F, _, E = _sweeps(n, args, (z, z, z))
     return F, E
+
+
+def _sweeps(n: int, args, carry):
+    return jax.lax.fori_loop(0, n, lambda k, c: _fill_step(*args, *c), carry)
 
 
 @fill.defjvp
