@@ -35,7 +35,7 @@ from pipeorgan_jax.loading import load_model  # noqa: E402
 XR_BENCH = ["KD_res8_narrow", "AS_ED_TCN", "GE_FBNet_C", "ES_RITNet", "DR_RGBd_200",
             "DE_midas_v21_small", "OD_D2go_FasterRCNN", "ASR_EM_24L", "HT_hand_graph_cnn_half",
             "PD_Plane_RCNN_Quarter", "SS_HRViT_b1"]
-STRATEGIES = ("random", "evolutionary", "annealing", "gradient", "es")
+STRATEGIES = ("random", "evolutionary", "annealing", "reinforce", "es")
 
 
 def main(argv=None) -> int:

@@ -36,7 +36,9 @@ class Strategy(enum.Enum):
     random = "random"
     evolutionary = "evolutionary"
     annealing = "annealing"
-    gradient = "gradient"
+    gradient = "gradient"  # gradient descent on the relaxed cost, per segment (gradient.py)
+    dp_gradient = "dp+gradient"  # dp, then gradient from dp's result
+    reinforce = "reinforce"  # score-function estimator over relaxed logits (strategies/gradient.py)
     es = "es"  # an evolution strategy from evosax over relaxed placement logits
 
 
@@ -128,9 +130,15 @@ class SearchConfig:
     mutation_rate: float = 0.1
     elite_fraction: float = 0.1
     temperature0: float = 0.1
-    # gradient
-    restarts: int = 64
-    learning_rate: float = 0.05
+    # gradient (and reinforce): restarts per window row (reinforce: per step), step size;
+    # gradient: Adam steps, annealed temperature from t_start to t_end, rounded and scored
+    # exactly every round_every steps; reinforce: Gumbel temperature
+    restarts: int = 8
+    learning_rate: float = 0.1
+    gradient_steps: int = 60
+    gradient_t_start: float = 1.0
+    gradient_t_end: float = 0.05
+    gradient_round_every: int = 20
     gumbel_tau: float = 1.0
     # es: the evosax algorithm (SNES, Sep_CMA_ES, Open_ES, ...) and its initial std
     es_algorithm: str = "SNES"

@@ -18,7 +18,7 @@ from pipeorgan_jax.placement import GRAN_ROWS, MAX_SHARE, Placement
 _N_CODES = 2 * len(GRAN_ROWS) * 4 * (MAX_SHARE + 1) * 3  # seg_end x gran x org x share x part
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
+def mix(x: np.ndarray) -> np.ndarray:
     """splitmix64 finalizer: a well-spread 64-bit word per input (uint64 wrap-around)."""
     x = np.asarray(x, np.uint64) + np.uint64(0x9E3779B97F4A7C15)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -26,8 +26,10 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def layer_words(p: Placement) -> np.ndarray:
-    """[B, L] uint64: one random word per (layer position, effective choice of that layer)."""
+def layer_words(p: Placement, offset=None) -> np.ndarray:
+    """[B, L] uint64: one random word per (layer position, effective choice of that layer).
+    `offset` ([B]): the model layer of each row's first column, for rows that are windows
+    of the model (cost/segment.py)."""
     seg_end, gran, org, share, part = (np.asarray(f).reshape(-1, np.shape(p.seg_end)[-1])
                                        for f in p.fields())
     seg_end = seg_end.astype(bool)
@@ -42,7 +44,8 @@ def layer_words(p: Placement) -> np.ndarray:
     s = np.where(alone, 1, share).astype(np.int64)
     code = (((seg_end.astype(np.int64) * len(GRAN_ROWS) + g) * 4 + o) * (MAX_SHARE + 1) + s) * 3 \
         + part.astype(np.int64)
-    return _mix(code + np.arange(L, dtype=np.int64) * _N_CODES)
+    pos = np.arange(L, dtype=np.int64) + (0 if offset is None else np.asarray(offset, np.int64)[:, None])
+    return mix(code + pos * _N_CODES)
 
 
 def placement_hashes(p: Placement) -> np.ndarray:
@@ -57,7 +60,7 @@ def segment_hashes(p: Placement, starts: np.ndarray, ends: np.ndarray) -> np.nda
     with np.errstate(over="ignore"):
         cs = np.concatenate([np.zeros((len(w), 1), np.uint64), np.cumsum(w, 1, dtype=np.uint64)], 1)
         span = cs[:, ends + 1] - cs[:, starts]
-        return span + _mix(np.asarray(starts, np.int64) * 1_000_003 + ends + (1 << 40))[None]
+        return span + mix(np.asarray(starts, np.int64) * 1_000_003 + ends + (1 << 40))[None]
 
 
 @dataclasses.dataclass

@@ -337,10 +337,9 @@ def _finish(doc: dict) -> None:
 def _expected_batches(strategy: str, s, space, n_units: int) -> int | None:
     """About how many batches a search scores (the progress bar's length): dp scores one per
     depth and offset per round, a stochastic strategy one per iteration."""
-    if strategy == "dp":
-        D = max(1, min(space.max_depth, n_units))
-        return max(1, s.dp_rounds) * D * (D + 1) // 2
-    if strategy in ("random", "evolutionary", "annealing", "gradient", "es"):
+    if strategy == "dp":  # about one call per 4 x WINDOW_BLOCK window rows per round
+        return None
+    if strategy in ("random", "evolutionary", "annealing", "reinforce", "es"):
         return s.iterations
     return None
 

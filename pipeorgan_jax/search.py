@@ -1,11 +1,11 @@
-"""Search over placements: the space, the bookkeeping of one search, dp, and the dispatch.
+"""Search over placements: the space, the bookkeeping of one search, and the dispatch.
 
 `run_strategy(name, prob, cfg, seed_placements)` runs a strategy on a `Problem` (scorer +
 space + objective + seed) and returns a `SearchResult`: the best placement, its cost, what it
 scored (counting.py: distinct whole-network placements; for dp also segment evaluations and
 distinct segments), the search time and the compile time apart, and a convergence history of
-(placements scored, search seconds, best objective). `dp` is a function over the Problem;
-every other strategy is a pure ask/tell object (strategies/) run by the one host loop in
+(placements scored, search seconds, best objective). `dp` (dp.py) is a function over the
+Problem that scores segments directly; every other strategy is a pure ask/tell object (strategies/) run by the one host loop in
 driver.py. Neither strategies/ nor driver.py imports this module.
 """
 from __future__ import annotations
@@ -20,8 +20,11 @@ import numpy as np
 from pipeorgan_jax import objective as objectives
 from pipeorgan_jax import strategies
 from pipeorgan_jax.cost import Scorer
-from pipeorgan_jax.counting import Tally, segment_hashes
+from pipeorgan_jax.cost.segment import whole_from_windows
+from pipeorgan_jax.counting import Tally
+from pipeorgan_jax.dp import dp, enumerated, tiling  # noqa: F401 (dp's home; re-exported)
 from pipeorgan_jax.driver import drive
+from pipeorgan_jax.gradient import gradient
 from pipeorgan_jax.objective import INFEASIBLE_PENALTY, OBJECTIVES  # noqa: F401 (re-exported)
 from pipeorgan_jax.placement import GRAN_ROWS, MAX_SHARE, Placement, sample
 
@@ -136,9 +139,12 @@ class Problem:
         return strategies.domain_of(self.space, self.n_layers, self.n_units, self.red_ok,
                                     self.objective, self.scorer.ma, self.scorer.ha)
 
-    def score(self, p: Placement) -> tuple[np.ndarray, dict]:
-        """Score a batch, track the best, return (objective per placement, cost dict)."""
-        c = self.scorer(p)
+    def score(self, p: Placement, by_segments: bool = False) -> tuple[np.ndarray, dict]:
+        """Score a batch, track the best, return (objective per placement, cost dict).
+        by_segments: from the segments' records (cost/segment.py), where they fit its windows."""
+        c = whole_from_windows(self.scorer, p) if by_segments else None
+        if c is None:
+            c = self.scorer(p)
         self.tally.add_placements(p)
         if self.on_batch is not None:
             self.on_batch(p, c)
@@ -148,10 +154,14 @@ class Problem:
             self.best_value = float(v[i])
             self.best = p[i] if p.seg_end.ndim == 2 else p.numpy()
             self.best_cost = {k: np.asarray(x)[i] for k, x in c.items()}
+        self.step()
+        return v, c
+
+    def step(self) -> None:
+        """Record progress after a scored batch (of placements, or of dp's segments)."""
         self.history.append((self.scored, self.elapsed(), self.best_value))
         if self.on_step is not None:
             self.on_step(self)
-        return v, c
 
     @property
     def scored(self) -> int:
@@ -187,153 +197,6 @@ class Problem:
         return budget_s > 0 and self.elapsed() > budget_s
 
 
-def tiling(n_layers: int, depth: int, offset: int) -> np.ndarray:
-    """seg_end for segments of `depth` layers starting at offset (a shorter first one)."""
-    seg_end = np.zeros(n_layers, bool)
-    seg_end[np.arange(offset - 1, n_layers, depth)[np.arange(offset - 1, n_layers, depth) >= 0]] = True
-    seg_end[n_layers - 1] = True
-    return seg_end
-
-
-def dp(prob: Problem, batch_size: int = 256, rounds: int = 2, budget_s: float = 0.0,
-       seed_placements: Optional[list[Placement]] = None, lam: Optional[float] = None,
-       mutation: float = 0.15) -> SearchResult:
-    """Dynamic programming over segment boundaries.
-
-    Every candidate segment [a, b] (depth <= max_depth) is scored in batches: for each depth d
-    and offset o the network is tiled into depth-d segments, and `batch_size` random inner
-    choices (granularity, organization, shares, partitions) are scored at once; each segment
-    keeps its best inner choice; later rounds score mutations of each segment's best inner
-    choice so far (a per-segment local search). Seed placements (e.g. a baseline's best) add their segments
-    as candidates, so the result is never worse than a seed on an additive objective.
-    The DP then picks boundaries minimizing the sum of segment costs (latency, energy, or for
-    EDP the scalarization latency + lam * energy).
-    """
-    L, D = prob.n_layers, min(prob.space.max_depth, prob.n_units)
-    best: dict[tuple[int, int], tuple[float, float, float, tuple]] = {}
-
-    def seg_value(lat, en):
-        if prob.objective == "latency":
-            return lat
-        if prob.objective == "energy":
-            return en
-        return lat + (lam if lam is not None else 0.0) * en
-
-    def harvest(p: Placement, c: dict):
-        """Keep each segment's best inner choice; all placements here share seg_end."""
-        seg_end = np.asarray(p.seg_end)[0]
-        ends = np.flatnonzero(seg_end)
-        starts = np.concatenate([[0], ends[:-1] + 1])
-        prob.tally.add_segments(segment_hashes(p, starts, ends))
-        lat, en = c["seg_latency"][:, starts], c["seg_energy"][:, starts]
-        v = seg_value(lat.astype(np.float64), en.astype(np.float64))
-        v = np.where(c["seg_feasible"][:, starts], v, v * INFEASIBLE_PENALTY)
-        pick = np.argmin(v, axis=0)
-        fields = [np.asarray(f) for f in p.fields()[1:]]
-        for j, (a, b) in enumerate(zip(starts, ends)):
-            i = pick[j]
-            key = (int(a), int(b))
-            if key not in best or v[i, j] < best[key][0]:
-                best[key] = (float(v[i, j]), float(lat[i, j]), float(en[i, j]),
-                             tuple(f[i, a:b + 1].copy() for f in fields))
-
-    if prob.objective == "edp" and lam is None:
-        # EDP is not additive: try a few scalarizations and keep the best whole placement.
-        lb = prob.score(seed_placements[0])[1] if seed_placements else None
-        scale = (float(lb["latency_cycles"][0]) / float(lb["energy_pj"][0])) if lb else 1e-4
-        for f in (0.25, 1.0, 4.0):
-            dp(prob, batch_size, rounds, budget_s, seed_placements, lam=scale * f)
-        return prob.result("dp")
-
-    for p in seed_placements or []:
-        p1 = Placement(*(np.asarray(f)[None] for f in p.numpy().fields()))
-        _, c = prob.score(p1)
-        harvest(p1, c)
-    for r in range(rounds):
-        for d in range(1, D + 1):
-            for o in range(d):
-                if prob.out_of_time(budget_s):
-                    break
-                seg_end = tiling(L, d, o)
-                if prob.space.inner_choices(d) <= batch_size:
-                    if r > 0:
-                        continue
-                    p = enumerated(seg_end, prob.space, d)
-                else:
-                    p = prob.sample(batch_size)
-                    p = Placement(np.broadcast_to(seg_end, p.seg_end.shape).copy(), *p.fields()[1:])
-                    if r > 0:  # refine: mutate each segment's best inner choice so far
-                        p = _mutate_around(p, best, seg_end, prob.rng, mutation)
-                _, c = prob.score(p)
-                harvest(p, c)
-    # DP over boundaries.
-    INF = np.inf
-    f = np.full(L + 1, INF)
-    f[0] = 0.0
-    arg = np.zeros(L + 1, int)
-    for b in range(1, L + 1):
-        for d in range(1, D + 1):
-            a = b - d
-            if a < 0:
-                break
-            cand = best.get((a, b - 1))
-            if cand is not None and f[a] + cand[0] < f[b]:
-                f[b], arg[b] = f[a] + cand[0], a
-    seg_end = np.zeros(L, bool)
-    fields = [np.zeros(L, np.int32) for _ in range(4)]
-    b = L
-    while b > 0:
-        a = arg[b]
-        seg_end[b - 1] = True
-        for fi, v in zip(fields, best[(a, b - 1)][3]):
-            fi[a:b] = v
-        b = a
-    p = Placement(seg_end, *fields)
-    prob.score(Placement(*(x[None] for x in p.fields())))
-    return prob.result("dp")
-
-
-def _mutate_around(p: Placement, best: dict, seg_end: np.ndarray, rng: np.random.Generator,
-                   rate: float) -> Placement:
-    """Batch whose segments start from their best known inner choice, each field of each
-    layer resampled (from the fresh random batch `p`) with probability `rate`; row 0 is the
-    unmutated best."""
-    fields = [np.asarray(f).copy() for f in p.fields()[1:]]
-    B, L = fields[0].shape
-    base = [f[0].copy() for f in fields]
-    ends = np.flatnonzero(seg_end)
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    for a, b in zip(starts, ends):
-        got = best.get((int(a), int(b)))
-        if got is not None:
-            for bf, v in zip(base, got[3]):
-                bf[a:b + 1] = v
-    out = []
-    for f, bf in zip(fields, base):
-        keep = rng.random((B, L)) >= rate
-        keep[0] = True
-        out.append(np.where(keep, bf[None, :], f))
-    return Placement(np.asarray(p.seg_end), *out)
-
-
-def enumerated(seg_end: np.ndarray, space: Space, depth: int) -> Placement:
-    """Every inner choice of a depth-`depth` segment, applied to every segment of a tiling."""
-    L = len(seg_end)
-    ends = np.flatnonzero(seg_end)
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    choices = space.enumerate_inner(depth)
-    B = len(choices)
-    gran, org = np.zeros((B, L), np.int32), np.zeros((B, L), np.int32)
-    share, part = np.ones((B, L), np.int32), np.zeros((B, L), np.int32)
-    for i, (g, o, sh, pa) in enumerate(choices):
-        for a, b in zip(starts, ends):
-            k = b - a + 1  # a shorter first segment takes the choice's last k layers
-            gran[i, a:b + 1], org[i, a:b + 1] = g, o
-            share[i, a:b + 1] = sh[-k:] if len(sh) >= k else sh[0]
-            part[i, a:b + 1] = pa[-k:]
-    return Placement(np.broadcast_to(seg_end, (B, L)).copy(), gran, org, share, part)
-
-
 def random_search(prob: Problem, batch_size: int = 4096, iterations: int = 20,
                   budget_s: float = 0.0) -> SearchResult:
     return drive(strategies.RandomSearch(batch_size), prob, iterations, budget_s)
@@ -345,8 +208,18 @@ def run_strategy(name, prob: Problem, cfg=None, seed_placements=None) -> SearchR
     name = getattr(name, "value", name)
     get = (lambda k, d: getattr(cfg, k, d)) if cfg is not None else (lambda k, d: d)
     budget = get("time_budget_s", 0.0)
-    if name == "dp":
-        return dp(prob, get("dp_batch_size", 128), max(1, get("dp_rounds", 2)), budget,
-                  seed_placements, mutation=get("mutation_rate", 0.15))
+    if name in ("dp", "dp+gradient"):
+        r = dp(prob, get("dp_batch_size", 128), max(1, get("dp_rounds", 2)), budget,
+               seed_placements, mutation=get("mutation_rate", 0.15))
+        if name == "dp":
+            return r
+        seed_placements = [r.best] + list(seed_placements or [])
+    if name in ("gradient", "dp+gradient"):
+        r = gradient(prob, int(get("restarts", 8)), int(get("gradient_steps", 60)),
+                     float(get("learning_rate", 0.1)), float(get("gradient_t_start", 1.0)),
+                     float(get("gradient_t_end", 0.05)), int(get("gradient_round_every", 20)),
+                     budget, seed_placements)
+        r.strategy = name
+        return r
     strategy, iterations = strategies.make(name, cfg)
     return drive(strategy, prob, iterations, float(budget or 0.0), seed_placements)

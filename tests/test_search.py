@@ -57,7 +57,7 @@ def test_exhaustive_refuses_large_space(scorer):
         run_strategy("exhaustive", prob, cfg())
 
 
-@pytest.mark.parametrize("name", ["random", "evolutionary", "annealing", "gradient", "es"])
+@pytest.mark.parametrize("name", ["random", "evolutionary", "annealing", "reinforce", "es"])
 @pytest.mark.parametrize("space", [TINY_SPACE, baseline_spaces(3)["flexible"]],
                          ids=["tiny", "flexible"])
 def test_stochastic_strategy_contract(scorer, name, space):
@@ -81,7 +81,7 @@ def test_stochastic_strategy_contract(scorer, name, space):
 
 def test_seeded_strategy_never_worse_than_seed(scorer):
     lbl = dp(Problem(scorer, "latency", baseline_spaces(3)["layer_by_layer"]), batch_size=B)
-    for name in ("random", "evolutionary", "annealing", "gradient", "es"):
+    for name in ("random", "evolutionary", "annealing", "reinforce", "es"):
         r = run_strategy(name, Problem(scorer, "latency", baseline_spaces(3)["flexible"]),
                          cfg(iterations=3), [lbl.best])
         assert r.history[-1][2] <= lbl.history[-1][2] * (1 + 1e-6)
@@ -126,3 +126,20 @@ def test_baselines_share_the_intra_layer_space():
     assert inner["layer_by_layer"] == inner["chunked"] == inner["flexible"]
     assert spaces["chunked"].orgs == (0,) and spaces["layer_by_layer"].max_depth == 1
     assert spaces["chunked"].max_depth == spaces["flexible"].max_depth
+
+
+def test_gradient_from_scratch_and_after_dp(scorer):
+    """search=gradient descends the relaxed cost per segment and rescoring is exact: its
+    result's cost is the batch model's; dp+gradient is never worse than dp (depth <= 3, where
+    dp only samples the inner choices of the deeper segments)."""
+    sc = scorer
+    space = baseline_spaces(3)["flexible"]
+    c = cfg(iterations=2, dp_batch_size=16, dp_rounds=1, restarts=2, gradient_steps=4,
+            gradient_round_every=2)
+    d = run_strategy("dp", Problem(sc, "latency", space), c)
+    g = run_strategy("gradient", Problem(sc, "latency", space), c)
+    dg = run_strategy("dp+gradient", Problem(sc, "latency", space), c)
+    assert g.cost["feasible"] and g.strategy == "gradient" and g.compile_seconds > 0
+    assert sc(g.best)["latency_cycles"][0] == pytest.approx(g.cost["latency_cycles"], rel=1e-5)
+    assert dg.cost["latency_cycles"] <= d.cost["latency_cycles"] * (1 + 1e-6)
+    assert dg.segment_evaluations > d.segment_evaluations

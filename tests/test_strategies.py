@@ -19,7 +19,7 @@ from pipeorgan_jax.strategies import base
 from pipeorgan_jax.workload import build_model
 from test_search import B, TINY, cfg
 
-STOCHASTIC = ("random", "evolutionary", "annealing", "gradient", "es")
+STOCHASTIC = ("random", "evolutionary", "annealing", "reinforce", "es")
 FLEX = baseline_spaces(3)["flexible"]
 
 
@@ -60,7 +60,7 @@ def test_ask_tell_pure(scorer, name):
     assert any((np.asarray(a) != np.asarray(b)).any() for a, b in zip(p1.fields(), p3.fields()))
 
 
-@pytest.mark.parametrize("name", ["random", pytest.param("gradient", marks=pytest.mark.slow),
+@pytest.mark.parametrize("name", ["random", pytest.param("reinforce", marks=pytest.mark.slow),
                                   pytest.param("evolutionary", marks=pytest.mark.slow)])
 def test_one_generation_in_one_jit(scorer, name):
     """ask -> batch model -> tell compiles as one pure function of the state (the model's

@@ -29,7 +29,7 @@ import numpy as np
 
 from pipeorgan_jax.cost import energy as _energy
 from pipeorgan_jax.cost import geometry, timing, traffic
-from pipeorgan_jax.cost.geometry import CHANNEL, HYBRID, REDUCTION, SPATIAL
+from pipeorgan_jax.cost.geometry import CHANNEL, F32, HYBRID, REDUCTION, SPATIAL
 from pipeorgan_jax.cost.ops import EXACT
 from pipeorgan_jax.cost.tables import HwArrays, ModelArrays, hw_arrays, model_arrays
 from pipeorgan_jax.hardware import Hardware
@@ -37,7 +37,8 @@ from pipeorgan_jax.placement import Placement
 from pipeorgan_jax.workload import Model
 
 __all__ = ["CHANNEL", "HYBRID", "REDUCTION", "SPATIAL", "REASONS", "Cost", "HwArrays", "ModelArrays",
-           "Scorer", "combine", "hw_arrays", "model_arrays", "score_batch", "score_one"]
+           "Scorer", "SegmentCost", "combine", "hw_arrays", "model_arrays", "network_cost", "score_batch",
+           "score_one"]
 
 REASONS = ("ok", "segment deeper than the array has units (or than max_depth)", "PE SRAM capacity",
            "reduction partition on a layer that is not fc, matmul or 1x1 conv")
@@ -71,10 +72,73 @@ def score_one(ma: ModelArrays, ha: HwArrays, p: Placement) -> Cost:
     return combine(ma, ha, sg, geometry.layers(ma, ha, p, sg))
 
 
+class SegmentCost(NamedTuple):
+    """One segment's record: everything the whole-network cost sums or maximizes over
+    segments, and what it needs from its neighbours (its weights, prefetched during the
+    previous segment). `network_cost` reduces a placement's records to its Cost."""
+    latency_cycles: jnp.ndarray  # GLB spill excluded
+    energy_mac_pj: jnp.ndarray
+    energy_pe_sram_pj: jnp.ndarray
+    energy_noc_pj: jnp.ndarray
+    energy_glb_pj: jnp.ndarray
+    energy_dram_pj: jnp.ndarray  # spill excluded
+    byte_hops: jnp.ndarray
+    dist_byte_hops: jnp.ndarray
+    glb_bytes: jnp.ndarray
+    dram_bytes: jnp.ndarray  # spill excluded
+    max_link_bytes: jnp.ndarray
+    live_bytes: jnp.ndarray  # GLB live bytes while it runs, the next segment's weights excluded
+    weight_bytes: jnp.ndarray  # its weights: prefetched into the GLB during the previous segment
+    too_deep: jnp.ndarray  # reason 1
+    no_fit: jnp.ndarray  # reason 2
+    bad_red: jnp.ndarray  # reason 3
+
+    @property
+    def energy_pj(self):
+        return (self.energy_mac_pj + self.energy_pe_sram_pj + self.energy_noc_pj + self.energy_glb_pj
+                + self.energy_dram_pj)
+
+    @property
+    def feasible(self):
+        return ~(self.too_deep | self.no_fit | self.bad_red)
+
+    def spill_bytes(self, ha: HwArrays, next_weight_bytes=0.0):
+        """DRAM bytes spilled and read back were this the busiest segment."""
+        return 2.0 * jnp.maximum(self.live_bytes + next_weight_bytes - ha.glb, 0.0)
+
+
+def network_cost(rec: SegmentCost, ha: HwArrays, valid=None) -> Cost:
+    """A whole placement's Cost from its segments' records, in order along the leading axis
+    ([S]; `valid` masks padding rows, which must come last): sums of latency, energy and
+    bytes, the busiest link, and the GLB spill of the busiest segment."""
+    valid = jnp.ones(rec.latency_cycles.shape, bool) if valid is None else valid
+    z = lambda v: jnp.where(valid, v, 0.0)
+    w_next = jnp.concatenate([z(rec.weight_bytes)[1:], jnp.zeros(1, F32)])
+    spill = jnp.where(valid, rec.spill_bytes(ha, w_next), 0.0).max()
+    latency = z(rec.latency_cycles).sum() + spill / ha.dram_bw
+    parts = [z(v).sum() for v in (rec.energy_mac_pj, rec.energy_pe_sram_pj, rec.energy_noc_pj,
+                                  rec.energy_glb_pj, rec.energy_dram_pj)]
+    parts[4] = parts[4] + spill * ha.e_dram
+    energy = sum(parts)
+    any_ = lambda v: (v & valid).any()
+    reason = jnp.where(any_(rec.too_deep), 1, jnp.where(any_(rec.no_fit), 2, jnp.where(any_(rec.bad_red), 3, 0)))
+    seg_ok = rec.feasible | ~valid
+    return Cost(latency_cycles=latency, energy_pj=energy, energy_mac_pj=parts[0],
+                energy_pe_sram_pj=parts[1], energy_noc_pj=parts[2], energy_glb_pj=parts[3],
+                energy_dram_pj=parts[4], edp=energy * latency, feasible=reason == 0, reason=reason,
+                max_link_bytes=jnp.where(valid, rec.max_link_bytes, 0.0).max(),
+                byte_hops=z(rec.byte_hops).sum(), dist_byte_hops=z(rec.dist_byte_hops).sum(),
+                glb_bytes=z(rec.glb_bytes).sum(), dram_bytes=z(rec.dram_bytes).sum() + spill,
+                seg_latency=z(rec.latency_cycles + rec.spill_bytes(ha, w_next) / ha.dram_bw),
+                seg_energy=z(rec.energy_pj + rec.spill_bytes(ha, w_next) * ha.e_dram),
+                seg_feasible=seg_ok)
+
+
 def combine(ma: ModelArrays, ha: HwArrays, sg: geometry.Segments, ly: geometry.Layers,
-            ops=EXACT, with_traffic: bool = False):
+            ops=EXACT, with_traffic: bool = False, with_segments: bool = False):
     """The phases after a placement's segments and layers, in order, then the whole-network
-    reductions: a Cost (and the Traffic record, with_traffic). `ops` (cost/ops.py) is EXACT
+    reductions: a Cost (and the Traffic record, with_traffic; the per-layer SegmentCost,
+    meaningful at each segment's first layer, with_segments). `ops` (cost/ops.py) is EXACT
     for the batch model; relaxed.py passes Soft primitives and layers whose choices are
     probabilities."""
     tl = geometry.tiles(ma, ly, sg, ops)
@@ -105,7 +169,19 @@ def combine(ma: ModelArrays, ha: HwArrays, sg: geometry.Segments, ly: geometry.L
              seg_energy=jnp.where(sg.is_first, sg.sum(_energy.per_layer(ma, ha, tr, mem))
                                   + spill_s * ha.e_dram, 0.0),
              seg_feasible=jnp.where(sg.is_first, seg_ok & ~too_deep, True))
-    return (c, tr) if with_traffic else c
+    out = (c,)
+    if with_traffic:
+        out += (tr,)
+    if with_segments:
+        s = sg.sum(_energy.per_layer_parts(ma, ha, tr, mem))
+        bad = sg.sum(jnp.stack([tr.no_fit, bad_red], 1).astype(F32)) > 0
+        out += (SegmentCost(
+            latency_cycles=seg_lat, energy_mac_pj=s[:, 0], energy_pe_sram_pj=s[:, 1],
+            energy_noc_pj=s[:, 2], energy_glb_pj=s[:, 3], energy_dram_pj=s[:, 4],
+            byte_hops=s[:, 5], dist_byte_hops=s[:, 6], glb_bytes=s[:, 7], dram_bytes=s[:, 8],
+            max_link_bytes=lk.seg_link, live_bytes=mem.live_own, weight_bytes=mem.W_s,
+            too_deep=too_deep, no_fit=bad[:, 0], bad_red=bad[:, 1]),)
+    return out if len(out) > 1 else c
 
 
 CPU_CHUNK = 128  # placements per vmapped step on a CPU: the intermediates stay in cache
@@ -119,22 +195,26 @@ def compiler_options() -> dict:
     return {"xla_cpu_use_fusion_emitters": False} if jax.default_backend() == "cpu" else {}
 
 
-@functools.partial(jax.jit, static_argnames=("chunk",))
-def score_batch(ma: ModelArrays, ha: HwArrays, p: Placement, chunk: int | None = None) -> Cost:
-    """Score a batch of placements (leading axis on every Placement field).
-
-    On a CPU a large batch is scored `chunk` placements at a time (lax.map over vmapped
-    chunks, about 2x faster at 4,096 than one vmap over all of it: the [chunk, L]
-    intermediates stay in cache); elsewhere in one vmap."""
-    B = p.seg_end.shape[0]
+def chunked_vmap(fn, args, chunk: int | None = None):
+    """fn vmapped over the leading axis of every leaf of args. On a CPU a large batch runs
+    `chunk` rows at a time (lax.map over vmapped chunks, about 2x faster at 4,096 than one
+    vmap over all of it: the [chunk, L] intermediates stay in cache); elsewhere in one vmap."""
+    B = jax.tree_util.tree_leaves(args)[0].shape[0]
     if chunk is None:
         chunk = CPU_CHUNK if jax.default_backend() == "cpu" else 0
-    one = jax.vmap(score_one, in_axes=(None, None, 0))
+    one = jax.vmap(fn)
     if not chunk or B <= chunk or B % chunk:
-        return one(ma, ha, p)
-    pc = jax.tree_util.tree_map(lambda x: x.reshape((B // chunk, chunk) + x.shape[1:]), p)
-    out = jax.lax.map(lambda q: one(ma, ha, q), pc)
+        return one(*args)
+    ac = jax.tree_util.tree_map(lambda x: x.reshape((B // chunk, chunk) + x.shape[1:]), args)
+    out = jax.lax.map(lambda a: one(*a), ac)
     return jax.tree_util.tree_map(lambda x: x.reshape((B,) + x.shape[2:]), out)
+
+
+@functools.partial(jax.jit, static_argnames=("chunk",))
+def score_batch(ma: ModelArrays, ha: HwArrays, p: Placement, chunk: int | None = None) -> Cost:
+    """Score a batch of placements (leading axis on every Placement field), `chunk` at a
+    time on a CPU (chunked_vmap)."""
+    return chunked_vmap(lambda q: score_one(ma, ha, q), (p,), chunk)
 
 
 class Scorer:
@@ -195,3 +275,40 @@ class Scorer:
     def __call__(self, p: Placement) -> dict[str, np.ndarray]:
         c, B = self.score_on_devices(p)
         return {k: np.asarray(v)[:B] for k, v in c._asdict().items()}
+
+    WINDOW_BLOCK = 1024  # window rows per call: one compiled shape per model
+
+    def window_depth(self) -> int:
+        """Layers per window (segment.windows): the deepest feasible segment, or the model."""
+        return min(self.ha.max_depth, len(self.model.layers))
+
+    def windows(self) -> ModelArrays:
+        """The model's windows of window_depth() layers (segment.windows), on the device."""
+        st = self.__dict__.get("_windows")
+        if st is None:
+            from pipeorgan_jax.cost import segment
+            ma = jax.tree_util.tree_map(np.asarray, self.ma)
+            st = self._windows = jax.device_put(segment.windows(ma, self.window_depth()))
+        return st
+
+    def score_windows(self, a0: np.ndarray, p: Placement) -> dict[str, np.ndarray]:
+        """Segment records (SegmentCost fields, [N, D]) of N window rows: row i is the
+        window starting at layer a0[i] with local placement p[i] (segment.py)."""
+        from pipeorgan_jax.cost import segment
+        st = self.windows()
+        N, blk = len(a0), self.WINDOW_BLOCK
+        p = p.numpy()
+        out: list = []
+        for i in range(0, N, blk):
+            j = min(i + blk, N)
+            pad = lambda x: np.concatenate([x[i:j], np.repeat(x[i:i + 1], blk - (j - i), 0)])
+            q = Placement(*(pad(np.asarray(f)) for f in p.fields()))
+            a = pad(np.asarray(a0, np.int32))
+            fn = self.__dict__.setdefault("_compiled_windows", None)
+            if fn is None:
+                t0 = time.perf_counter()
+                fn = self._compiled_windows = segment.score_windows.lower(st, self.ha, a, q).compile(
+                    compiler_options=compiler_options())
+                self.compile_seconds += time.perf_counter() - t0
+            out.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:j - i], fn(st, self.ha, a, q)))
+        return {k: np.concatenate([o[n] for o in out]) for n, k in enumerate(SegmentCost._fields)}

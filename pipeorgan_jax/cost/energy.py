@@ -37,10 +37,21 @@ def energy(ma: ModelArrays, ha: HwArrays, tr: Traffic, mem: Memory) -> Energy:
         dram_pj=mem.dram_bytes * ha.e_dram, byte_hops=byte_hops, dist_byte_hops=dist_bh)
 
 
+def per_layer_parts(ma: ModelArrays, ha: HwArrays, tr: Traffic, mem: Memory):
+    """[L, 9] every energy term, and the byte counts behind them, charged to the layer it
+    belongs to: MAC, PE SRAM, NoC, GLB and DRAM pJ, byte-hops (all, distribution network),
+    GLB bytes, DRAM bytes. Summed over a segment they are its record (SegmentCost)."""
+    mesh_bh = by_dst(ma, tr.e_mesh_bh) + tr.ps_bh
+    dist_bh = by_dst(ma, tr.e_dist_bh) + tr.out_bh + tr.w_bh
+    glb = tr.glb_in_l + tr.glb_out_l + ma.W + tr.w_bytes + mem.net_in_first
+    dram = ma.W + mem.net_out_bytes + mem.net_in_first
+    return jnp.stack([
+        ma.ops * ha.e_mac,
+        ha.e_sram * (ma.ops * ha.sram_per_mac + by_dst(ma, tr.e_deliv) + tr.w_deliv + tr.ps_deliv),
+        ha.e_noc * (mesh_bh + dist_bh), ha.e_glb * glb, ha.e_dram * dram,
+        mesh_bh + dist_bh, dist_bh, glb, dram], 1)
+
+
 def per_layer(ma: ModelArrays, ha: HwArrays, tr: Traffic, mem: Memory):
     """Every energy term charged to the layer it belongs to (summed per segment for dp)."""
-    return (ma.ops * (ha.e_mac + ha.sram_per_mac * ha.e_sram)
-            + ha.e_sram * (by_dst(ma, tr.e_deliv) + tr.w_deliv + tr.ps_deliv)
-            + ha.e_noc * (by_dst(ma, tr.e_mesh_bh + tr.e_dist_bh) + tr.out_bh + tr.w_bh + tr.ps_bh)
-            + ha.e_glb * (tr.glb_in_l + tr.glb_out_l + ma.W + tr.w_bytes + mem.net_in_first)
-            + ha.e_dram * (ma.W + mem.net_out_bytes + mem.net_in_first))
+    return per_layer_parts(ma, ha, tr, mem)[:, :5].sum(1)

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from pipeorgan_jax.cost.ops import EXACT
+from pipeorgan_jax.cost.ops import EXACT, ceil_ratio, floor_ratio
 from pipeorgan_jax.cost.tables import HwArrays, ModelArrays, layer_key
 from pipeorgan_jax.placement import GRAN_ROWS, Placement
 
@@ -77,8 +77,9 @@ def layers(ma: ModelArrays, ha: HwArrays, p: Placement, sg: Segments) -> Layers:
     U = ha.U
     g = ha.uh * ha.uw
     gran, org, part = p.gran[sg.z], p.org[sg.z], p.part
-    # Units per layer from integer shares (organization.units_per_layer): float division
-    # is exact here, both operands are integers below 2^16 and the quotient below U.
+    # Units per layer from integer shares (organization.units_per_layer): a float division
+    # of integers below 2^16 with a quotient below U, so its floor is exact (floor_ratio:
+    # even where XLA divides by a reciprocal).
     share = p.share.astype(F32)
     csum = jnp.cumsum(share)
     base = jnp.where(sg.f > 0, csum[jnp.maximum(sg.f - 1, 0)], 0.0)
@@ -86,7 +87,7 @@ def layers(ma: ModelArrays, ha: HwArrays, p: Placement, sg: Segments) -> Layers:
     S_prev = S - share
     Wt = S[sg.z]
     free = jnp.maximum(U - sg.depth, 0).astype(F32)
-    n = jnp.maximum(1 + jnp.floor(free * S / Wt) - jnp.floor(free * S_prev / Wt), 1.0).astype(jnp.int32)
+    n = jnp.maximum(1 + floor_ratio(free * S / Wt) - floor_ratio(free * S_prev / Wt), 1.0).astype(jnp.int32)
     ncum = jnp.cumsum(n)
     nbase = jnp.where(sg.f > 0, ncum[jnp.maximum(sg.f - 1, 0)], 0)
     start = ncum - n - nbase
@@ -112,7 +113,7 @@ def tiles(ma: ModelArrays, ly: Layers, sg: Segments, ops=EXACT) -> Tiles:
 
     def count(T):  # T: rows per tile, per layer or one for all
         T = jnp.where(T == 0, Yo_z, T)
-        return jnp.maximum(jnp.minimum(jnp.ceil(Yo_z / T), min_rows), 1.0)
+        return jnp.maximum(jnp.minimum(ceil_ratio(Yo_z / T), min_rows), 1.0)
 
     n_tiles = ops.mix_options(ly.gran, count, GRAN_ROWS)
     r = ops.ceil(ma.Yo / n_tiles)

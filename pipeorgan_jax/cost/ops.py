@@ -22,6 +22,24 @@ import jax.numpy as jnp
 
 from pipeorgan_jax.cost.tables import layer_key
 
+# Every ceil and floor in the combine is of a ratio of integers (rows, channels, PEs), whose
+# fractional part, when it has one, is at least 1 / divisor. XLA's algebraic simplifier
+# rewrites a division by a broadcast operand (a per-layer model array under vmap, a hardware
+# scalar) as a multiplication by its reciprocal, off by an ulp or two, so 28 * 112 / 56 comes
+# out as 56.0000038 and its ceil as 57, in a batch of 16 but not in a batch of 1. Rounding a
+# few ulps off first makes the result the exact integer's, whatever the batch shape.
+RATIO_EPS = 1e-6
+
+
+def ceil_ratio(x):
+    """ceil of a ratio of integers, robust to a few ulps of division error."""
+    return jnp.ceil(x - RATIO_EPS * jnp.abs(x))
+
+
+def floor_ratio(x):
+    """floor of a ratio of integers, robust to a few ulps of division error."""
+    return jnp.floor(x + RATIO_EPS * jnp.abs(x))
+
 
 class Exact:
     """The batch model's own primitives (the default)."""
@@ -40,8 +58,8 @@ class Exact:
 
     where = staticmethod(jnp.where)
     maximum = staticmethod(jnp.maximum)
-    ceil = staticmethod(jnp.ceil)
-    floor = staticmethod(jnp.floor)
+    ceil = staticmethod(ceil_ratio)
+    floor = staticmethod(floor_ratio)
 
     @staticmethod
     def and_(a, b):
@@ -126,11 +144,11 @@ class Soft:
 
     @staticmethod
     def ceil(x):
-        return straight_through(jnp.ceil(x), x)
+        return straight_through(ceil_ratio(x), x)
 
     @staticmethod
     def floor(x):
-        return straight_through(jnp.floor(x), x)
+        return straight_through(floor_ratio(x), x)
 
     @staticmethod
     def mix_options(choice, f, options):

@@ -81,7 +81,6 @@ class ModelArrays:
     in_src: jnp.ndarray  # [L, D] producer layer of each in-edge, -1 none / network input
     in_eidx: jnp.ndarray  # [L, D] edge index of each in-edge, -1 none
     out_eidx: jnp.ndarray  # [L, D2] edge index of each out-edge, -1 none
-    t_end_idx: jnp.ndarray  # [L, D3] tensors whose last consumer is layer l, -1 none
     in_bytes: jnp.ndarray  # [L, D]
     e_src: jnp.ndarray  # [E] producer layer, -1 for a network input
     e_dst: jnp.ndarray
@@ -90,13 +89,18 @@ class ModelArrays:
     t_last: jnp.ndarray  # last consumer layer (-1: none)
     t_first: jnp.ndarray  # first consumer layer (-1: none)
     t_bytes: jnp.ndarray
+    # [L] GLB bytes alive when a segment starts at layer l, before it runs: network inputs
+    # not yet last consumed, and layer outputs produced before l and consumed at or after l.
+    # Such an output crosses a segment boundary whatever the boundaries are, so this depends
+    # on l alone: a segment's GLB residency needs nothing from the other segments (segment.py).
+    alive0: jnp.ndarray
+    net_first: jnp.ndarray  # bool [L]: the network's first layer (its weights hide behind nothing)
     # Edges split statically: a chain edge (l -> l + 1) in one segment has its consumer's
     # units right after its producer's, so its chunk-to-chunk hops come from one table row.
     chain_e: jnp.ndarray  # [Ec] edge indices of chain edges
     skip_e: jnp.ndarray  # [Es] edge indices of the other layer-to-layer edges
-    in_slots: Slots  # in_eidx, out_eidx and t_end_idx as Slots
+    in_slots: Slots  # in_eidx and out_eidx as Slots
     out_slots: Slots
-    end_slots: Slots
     # static sums
     W_total: float
     ops_total: float
@@ -211,17 +215,18 @@ def model_arrays(model: Model) -> ModelArrays:
     for l, v in outs.items():
         out_eidx[l, :len(v)] = v
     tensors = list(range(L)) + [-1 - i for i in range(len(model.input_names))]
-    ends: dict[int, list[int]] = {}
-    for ti, t in enumerate(tensors):
-        if consumers.get(t):
-            ends.setdefault(max(consumers[t]), []).append(ti)
-    t_end_idx = np.full((L, max([1] + [len(v) for v in ends.values()])), -1, np.int32)
-    for l, v in ends.items():
-        t_end_idx[l, :len(v)] = v
     t_bytes = [model.layers[t].out_act_elems * db if t >= 0 else math.prod(model.input_shapes[-1 - t]) * db
                for t in tensors]
     net_out = np.asarray([i not in consumers for i in range(L)])
     t_prod = np.asarray([max(t, -1) for t in tensors], np.int32)
+    t_last = np.asarray([max(consumers.get(t, [-1])) for t in tensors], np.int32)
+    alive0 = np.zeros(L + 1, np.float64)
+    for ti, t in enumerate(tensors):
+        b = model.layers[t].out_act_elems * db if t >= 0 else math.prod(model.input_shapes[-1 - t]) * db
+        if t < 0:  # a network input, alive from the start until its last consumer (always if none)
+            alive0[:(t_last[ti] + 1) if t_last[ti] >= 0 else L + 1] += b
+        elif t_last[ti] > t:
+            alive0[t + 1:t_last[ti] + 1] += b
     chain = [i for i, e in enumerate(model.edges) if e.src >= 0 and e.dst == e.src + 1]
     skip = [i for i, e in enumerate(model.edges) if e.src >= 0 and e.dst != e.src + 1]
     return ModelArrays(
@@ -230,16 +235,16 @@ def model_arrays(model: Model) -> ModelArrays:
         net_out=net_out,
         out_elems=f([l.out_act_elems for l in model.layers]),
         red_ok=np.asarray([l.reduction_ok for l in model.layers]),
-        in_src=in_src, in_bytes=in_bytes, in_eidx=in_eidx, out_eidx=out_eidx, t_end_idx=t_end_idx,
+        in_src=in_src, in_bytes=in_bytes, in_eidx=in_eidx, out_eidx=out_eidx,
         e_src=np.asarray([max(e.src, -1) for e in model.edges], np.int32),
         e_dst=np.asarray([e.dst for e in model.edges], np.int32),
         e_bytes=f([e.elems * db for e in model.edges]),
         t_prod=t_prod,
-        t_last=np.asarray([max(consumers.get(t, [-1])) for t in tensors], np.int32),
+        t_last=t_last,
         t_first=np.asarray([min(consumers.get(t, [-1])) for t in tensors], np.int32),
-        t_bytes=f(t_bytes),
+        t_bytes=f(t_bytes), alive0=f(alive0[:L]), net_first=np.arange(L) == 0,
         chain_e=np.asarray(chain, np.int32), skip_e=np.asarray(skip, np.int32),
-        in_slots=slots(in_eidx), out_slots=slots(out_eidx), end_slots=slots(t_end_idx),
+        in_slots=slots(in_eidx), out_slots=slots(out_eidx),
         W_total=np.float32(f(W).sum()), ops_total=np.float32(f(ops).sum()),
         net_in_total=np.float32(f(t_bytes)[t_prod < 0].sum()),
         net_out_total=np.float32(f(ob)[net_out].sum()),

@@ -20,6 +20,7 @@ class Memory(NamedTuple):
     glb_bytes: jnp.ndarray
     dram_bytes: jnp.ndarray
     live: jnp.ndarray  # per layer: GLB live bytes while its segment runs
+    live_own: jnp.ndarray  # the same less the next segment's weights (prefetched meanwhile)
     spill: jnp.ndarray  # bytes spilled to DRAM and back (whole network)
     net_in_first: jnp.ndarray  # [L] network input bytes charged to their first consumer
     net_out_bytes: jnp.ndarray  # [L]
@@ -35,28 +36,25 @@ def memory(ma: ModelArrays, ha: HwArrays, sg: Segments, tr: Traffic) -> Memory:
     # crossing tensors it produces (exactly the contract's "intersecting" set).
     cross_out = ma.t_last[:L] > sg.z  # layer tensors consumed after their segment
     tb_layer = jnp.where(cross_out, ma.t_bytes[:L], 0.0)
-    # crossing bytes last consumed at l
-    ended = ma.end_slots.reduce(jnp.concatenate([tb_layer, net_in_bytes[L:]]))
-    alive_at = (ma.net_in_total + jnp.concatenate([jnp.zeros(1), jnp.cumsum(tb_layer)[:-1]])
-                - jnp.concatenate([jnp.zeros(1), jnp.cumsum(ended)[:-1]]))  # t_prod < l <= t_last
     # plus the next segment's weights, fetched from DRAM into the GLB during this one
     sums = sg.sum(jnp.stack([ma.W, tb_layer, jnp.where(tr.restream, ma.W, 0.0)], 1))
     W_s = sums[:, 0]
+    live_own = ma.alive0[sg.f] + sums[:, 1] + sums[:, 2]
     W_next = jnp.where(sg.z + 1 < L, W_s[jnp.minimum(sg.z + 1, L - 1)], 0.0)
-    live = alive_at[sg.f] + sums[:, 1] + sums[:, 2] + W_next
+    live = live_own + W_next
     spill = 2.0 * jnp.maximum(live.max() - ha.glb, 0.0)
     net_out_bytes = jnp.where(ma.net_out, ma.out_bytes, 0.0)
     dram_bytes = ma.W_total + ma.net_in_total + ma.net_out_total + spill
     first_use = jnp.clip(ma.t_first, 0, L - 1)
     net_in_first = jnp.zeros(L, F32).at[first_use].add(net_in_bytes)
-    return Memory(glb_reads + glb_writes, dram_bytes, live, spill, net_in_first, net_out_bytes, W_s)
+    return Memory(glb_reads + glb_writes, dram_bytes, live, live_own, spill, net_in_first, net_out_bytes, W_s)
 
 
 def compute_cycles(ma: ModelArrays, ha: HwArrays, ly: Layers, tl: Tiles, ops=EXACT):
     """Cycles of one tile of each layer on its PEs."""
     g = ha.uh * ha.uw
     part, n_f, P_f, Kf = ly.part, ly.n_f, ly.P_f, ma.K
-    kg = jnp.ceil(Kf / g)
+    kg = ops.ceil(Kf / g)
     Q = tl.r * ma.Xo
     m_red = jnp.ceil(ma.m - 1e-3)  # reduction length per output (an integer for eligible ops)
     c = ops.ceil
@@ -103,14 +101,14 @@ def segment_latency(ma: ModelArrays, ha: HwArrays, ly: Layers, sg: Segments, tl:
     c_pace = mx2(mx2(cyc, jnp.where(glb_fed, t_in, 0.0)), ps_link / n_tiles / ha.link_bw)
     c_done = cyc + lk.x_ps  # a tile's output exists once its partial sums are reduced
     Fill, End = fill(ed_.src, ma.in_slots, ma.rows_full, ed_.intra, ed_.lag, lk.x_edge, c_pace, c_done,
-                     F0, n_tiles, sg.depth.max(), ha.max_depth)
+                     F0, n_tiles, sg.depth.max(), min(ha.max_depth, ma.n_layers))
     m = sg.max(jnp.stack([End + jnp.where(tr.to_glb, t_out, 0.0), Fill], 1))
     pipe = mx2(m[:, 0], m[:, 1] + (n_tiles - 1) * sigma)
     # Weights: fetched from DRAM into the GLB while the previous segment runs (the first
     # segment has none to hide behind), then delivered to the PEs before the first tile.
     W_s = mem.W_s
     preload = W_s / jnp.minimum(ha.glb_bw, ha.dist_bw)
-    preload = jnp.where(sg.f == 0, mx2(preload, W_s / ha.dram_bw), preload)
+    preload = jnp.where(ma.net_first[sg.f], mx2(preload, W_s / ha.dram_bw), preload)
     # No segment beats the rate at which its servers move its bytes (DESIGN.md section 6).
     bound = mx2(mx2(b_glb / ha.glb_bw, b_dram / ha.dram_bw),
                 mx2(mx2(b_dist, g_out) / ha.dist_bw, seg_link / ha.link_bw))

@@ -183,7 +183,7 @@ def traffic(ma: ModelArrays, ha: HwArrays, ly: Layers, sg: Segments, tl: Tiles, 
     # Capacity.
     Kf, W, n_f, P_f = ma.K, ma.W, ly.n_f, ly.P_f
     part, red = ly.part, ly.red
-    kg = jnp.ceil(Kf / g)
+    kg = ops.ceil(Kf / g)
     w_pe = ops.pick(part, W, ops.ceil(Kf / P_f) * W / Kf, kg * W / Kf, kg * W / Kf / n_f)
     I = jnp.where(ma.rows_full, ma.in_full_bytes, tl.h * ma.in_row_bytes)
     I_pe = ops.pick(part, I / P_f, I, I / n_f, I / n_f)

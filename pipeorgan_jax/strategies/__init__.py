@@ -1,8 +1,9 @@
 """Search strategies as pure ask/tell objects (base.py: the interface), one module each.
 
 `make(name, cfg)` builds one from a SearchConfig-like cfg (missing keys take defaults) and
-returns (strategy, iterations); driver.drive runs it. `dp` is not here: it is a function over
-search.Problem (search.py), run by search.run_strategy.
+returns (strategy, iterations); driver.drive runs it. `dp` (dp.py) and `gradient` (gradient.py)
+are not here: they are functions over search.Problem that score segments, run by
+search.run_strategy.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pipeorgan_jax.strategies.exhaustive import Exhaustive, SpaceTooLarge, space
 from pipeorgan_jax.strategies.gradient import Gradient
 from pipeorgan_jax.strategies.random_search import RandomSearch
 
-NAMES = ("dp", "exhaustive", "random", "evolutionary", "annealing", "gradient", "es")
+NAMES = ("dp", "gradient", "dp+gradient", "exhaustive", "random", "evolutionary", "annealing",
+         "reinforce", "es")
 
 __all__ = ["Annealing", "Domain", "EvolutionStrategy", "Evolutionary", "Exhaustive", "Gradient",
            "NAMES", "RandomSearch", "SpaceTooLarge", "domain_of", "make", "space_size"]
@@ -39,7 +41,7 @@ def make(name: str, cfg=None):
     if name == "annealing":
         return Annealing(int(g("batch_size", 1024)), float(g("temperature0", 0.1)),
                          float(g("mutation_rate", 0.1))), int(g("iterations", 60))
-    if name == "gradient":
+    if name == "reinforce":
         return Gradient(int(g("batch_size", 1024)), int(g("restarts", 64)),
                         float(g("learning_rate", 0.05)), float(g("gumbel_tau", 1.0))), \
             int(g("iterations", 100))

@@ -1,0 +1,123 @@
+"""search=gradient: placements found by gradient descent on the relaxed cost (cost/relaxed.py).
+
+Segment boundaries have no smooth relaxation worth the name, but the cost decomposes over
+segments (cost/segment.py), so the search splits the two. Every candidate segment's inner
+choices (granularity, organization, partitions, PE shares) are optimized by gradient descent
+on the relaxed cost of dp's window rows (dp.segment_plan), `restarts` soft placements per row
+at once (vmapped), with Adam (optax) while the temperature anneals geometrically from
+`t_start` to `t_end`. Every `round_every` steps each restart is rounded and scored exactly
+(the batch model, in window rows), and each segment keeps its best exact choice
+(dp.Candidates); the DP over boundaries then assembles the placement.
+
+From scratch the restarts start from random logits. Given seeds (search=dp+gradient: dp's
+result), the first restart of every row starts from the seed's choices in that window and the
+seeds' segments are candidates themselves, so on an additive objective the result is never
+worse than the seed: the gradient refines what dp only sampled (the inner choices of deep
+segments).
+"""
+from __future__ import annotations
+
+import functools
+import time
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from pipeorgan_jax.cost import relaxed
+from pipeorgan_jax.dp import Candidates, _Rows, edp_scale, plan_rows, segment_plan
+from pipeorgan_jax.placement import Placement
+
+SRAM_WEIGHT = 1.0  # loss per unit of PE SRAM overflow (sram_excess / PE SRAM): steers to fit
+
+
+def _loss(stack, ha, a0, seg_end, soft, temperature, lam, objective: str):
+    """log of a window row's summed segment objective, plus the SRAM overflow penalty."""
+    mw = jax.tree_util.tree_map(lambda x: x[a0], stack)
+    rc = relaxed.relaxed_cost(mw, ha, seg_end, soft, temperature)
+    first = jnp.concatenate([jnp.ones(1, bool), seg_end[:-1]])
+    lat = jnp.where(first, rc.cost.seg_latency, 0.0).sum()
+    en = jnp.where(first, rc.cost.seg_energy, 0.0).sum()
+    v = {"latency": lat, "energy": en}.get(objective, lat + lam * en)
+    return jnp.log(v) + SRAM_WEIGHT * rc.sram_excess
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "objective", "learning_rate"))
+def descend(stack, ha, a0, seg_end, soft, temps, lam, steps: int, objective: str,
+            learning_rate: float):
+    """`steps` Adam steps on every row's soft placement at once (rows: a0 [N], seg_end
+    [N, D], soft leaves [N, D, ...]) at temperatures temps [steps]; the final soft placements."""
+    opt = optax.adam(learning_rate)
+    grad = jax.vmap(jax.grad(_loss, argnums=4), in_axes=(None, None, 0, 0, 0, None, None, None))
+
+    def step(k, carry):
+        s, st = carry
+        g = grad(stack, ha, a0, seg_end, s, temps[k], lam, objective)
+        g = jax.tree_util.tree_map(lambda x: jnp.where(jnp.isfinite(x), x, 0.0), g)
+        up, st = opt.update(g, st, s)
+        return optax.apply_updates(s, up), st
+
+    soft, _ = jax.lax.fori_loop(0, steps, step, (soft, opt.init(soft)))
+    return soft
+
+
+def gradient(prob, restarts: int = 8, steps: int = 60, learning_rate: float = 0.1,
+             t_start: float = 1.0, t_end: float = 0.05, round_every: int = 20,
+             budget_s: float = 0.0, seed_placements: Optional[list[Placement]] = None,
+             lam: Optional[float] = None, block_rows: int = 64):
+    """Relaxed-gradient search (module docstring) on a search.Problem; its SearchResult."""
+    if prob.objective == "edp" and lam is None:
+        scale = edp_scale(prob, seed_placements)
+        for f in (0.25, 1.0, 4.0):
+            gradient(prob, restarts, steps, learning_rate, t_start, t_end, round_every, budget_s,
+                     seed_placements, scale * f, block_rows)
+        return prob.result("gradient")
+    sc = prob.scorer
+    cands = Candidates(prob, lam)
+    cands.add_seeds(seed_placements)
+    L, W = cands.L, cands.W
+    a0, seg_end, segs = segment_plan(L, W, cands.D)
+    stack = sc.windows()
+    R = max(1, int(restarts))
+    chunk = max(1, min(int(round_every), int(steps)))
+    temps = t_start * (t_end / t_start) ** (np.arange(steps) / max(steps - 1, 1))
+    seeds = [s.numpy() for s in seed_placements or []]
+    key = jax.random.PRNGKey(prob.seed)
+    red_ok = np.asarray(prob.red_ok)
+    for lo in range(0, len(a0), block_rows):
+        if prob.out_of_time(budget_s):
+            break
+        sel = np.arange(lo, min(lo + block_rows, len(a0)))
+        n = len(sel)
+        pad = np.concatenate([sel, np.full(block_rows - n, sel[0])])  # one compiled shape
+        rows = plan_rows(prob, a0, seg_end, segs, sel, R)
+        A = np.repeat(a0[pad], R).astype(np.int32)
+        E = np.repeat(seg_end[pad], R, 0)
+        key, k = jax.random.split(key)
+        soft = jax.vmap(lambda kk: relaxed.uniform(W, kk, 1.0))(jax.random.split(k, len(A)))
+        if seeds:  # restart 0 of each row from the seed's choices in its window
+            glob = np.minimum(a0[pad][:, None] + np.arange(W), L - 1)
+            oh = relaxed.one_hot(Placement(*(np.asarray(f)[glob] for f in seeds[0].fields())))
+            soft = jax.tree_util.tree_map(
+                lambda s, o: s.reshape((block_rows, R) + s.shape[1:]).at[:, 0].set(o).reshape(s.shape),
+                soft, oh)
+        for k0 in range(0, steps, chunk):
+            args = (stack, sc.ha, A, E, soft, jnp.asarray(temps[k0:k0 + chunk], jnp.float32),
+                    jnp.float32(lam or 0.0))
+            static = dict(steps=chunk, objective=prob.objective, learning_rate=float(learning_rate))
+            compiled = sc.__dict__.setdefault("_descend", {})
+            ck = (len(A), W) + tuple(static.values())
+            if ck not in compiled:  # compile time, not search time
+                t0 = time.perf_counter()
+                compiled[ck] = descend.lower(*args, **static).compile()
+                prob.note_compile(time.perf_counter() - t0)
+            soft = compiled[ck](*args)
+            p = relaxed.round(soft, E, np.repeat(red_ok[np.minimum(a0[pad][:, None] + np.arange(W), L - 1)], R, 0))
+            fields = [np.asarray(f)[:n * R] for f in p.fields()[1:]]
+            cands.score(rows, fields)
+            if prob.out_of_time(budget_s):
+                break
+    cands.solve()
+    return prob.result("gradient")
