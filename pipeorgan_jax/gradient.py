@@ -27,7 +27,7 @@ import numpy as np
 import optax
 
 from pipeorgan_jax.cost import relaxed
-from pipeorgan_jax.dp import Candidates, _Rows, edp_scale, plan_rows, segment_plan
+from pipeorgan_jax.dp import Candidates, edp_scale, plan_rows, segment_plan
 from pipeorgan_jax.placement import Placement
 
 SRAM_WEIGHT = 1.0  # loss per unit of PE SRAM overflow (sram_excess / PE SRAM): steers to fit

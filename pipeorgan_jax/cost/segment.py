@@ -23,7 +23,6 @@ import functools
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from pipeorgan_jax.cost import SegmentCost, combine, geometry
