@@ -38,7 +38,7 @@ class Strategy(enum.Enum):
     annealing = "annealing"
     gradient = "gradient"  # gradient descent on the relaxed cost, per segment (gradient.py)
     dp_gradient = "dp+gradient"  # dp, then gradient from dp's result
-    reinforce = "reinforce"  # score-function estimator over relaxed logits (strategies/gradient.py)
+    reinforce = "reinforce"  # score-function estimator over relaxed logits (strategies/reinforce.py)
     es = "es"  # an evolution strategy from evosax over relaxed placement logits
 
 

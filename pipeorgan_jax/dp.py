@@ -51,10 +51,12 @@ def enumerated(seg_end: np.ndarray, space, depth: int) -> Placement:
 def segment_plan(n_layers: int, window: int, max_depth: int):
     """Window rows that hold every segment of depth <= max_depth at least once.
 
-    Returns (a0 [P], seg_end [P, window], segs [S, 4]: row, local start, depth, first layer).
-    Each row is a window of `window` layers starting at a0, tiled with segments: the target
-    that opened it, then, around it, segments not yet covered where they fit (so most rows
-    hold two or three candidates; every segment in a row is scored)."""
+    Returns (a0 [P], seg_end [P, window], segs [S, 4]: row, local start, depth, first
+    layer, n_cover). Each row is a window of `window` layers starting at a0, tiled with
+    segments not yet covered where they fit (so most rows hold two or three candidates; every
+    segment in a row is scored). The first n_cover rows tile the whole network, so a search
+    stopped by its budget after them still has a placement; every later row opens with a
+    target segment not yet covered."""
     L, W, D = n_layers, window, max_depth
     covered = np.zeros((L, D + 1), bool)
     a0s, ends, segs = [], [], []
@@ -68,24 +70,35 @@ def segment_plan(n_layers: int, window: int, max_depth: int):
             covered[x, e] = True
             x += e
 
+    def add(a0, row):
+        k = len(a0s)
+        a0s.append(a0)
+        se = np.zeros(W, bool)
+        for x, e in row:
+            se[x - a0 + e - 1] = True
+            segs.append((k, x - a0, e, x))
+        ends.append(se)
+
+    for c in range(0, L, W):  # the cover: consecutive windows (the last one shifted back)
+        row: list = []
+        a0 = min(c, L - W)
+        fill(a0, c, row)
+        fill(c, min(c + W, L), row)
+        add(a0, row)
+    n_cover = len(a0s)
     for d in range(D, 0, -1):
         for a in range(L - d + 1):
             if covered[a, d]:
                 continue
             a0 = max(min(a, L - W), 0)
-            row: list = []
+            row = []
             fill(a0, a, row)
             row.append((a, d))
             covered[a, d] = True
             fill(a + d, a0 + W, row)
-            k = len(a0s)
-            a0s.append(a0)
-            se = np.zeros(W, bool)
-            for x, e in row:
-                se[x - a0 + e - 1] = True
-                segs.append((k, x - a0, e, x))
-            ends.append(se)
-    return np.asarray(a0s, np.int32), np.asarray(ends), np.asarray(segs, np.int64).reshape(-1, 4)
+            add(a0, row)
+    return (np.asarray(a0s, np.int32), np.asarray(ends), np.asarray(segs, np.int64).reshape(-1, 4),
+            n_cover)
 
 
 class _Rows:
@@ -205,6 +218,8 @@ class Candidates:
                 cand = best.get((a, b - 1))
                 if cand is not None and f[a] + cand[0] < f[b]:
                     f[b], arg[b] = f[a] + cand[0], a
+        if not np.isfinite(f[L]):
+            raise RuntimeError("dp: the scored segments do not tile the network")
         seg_end = np.zeros(L, bool)
         out = [np.zeros(L, np.int32) for _ in range(4)]
         b = L
@@ -241,7 +256,7 @@ def dp(prob, batch_size: int = 256, rounds: int = 2, budget_s: float = 0.0,
 
     cands = Candidates(prob, lam)
     cands.add_seeds(seed_placements)
-    a0, seg_end, segs = segment_plan(cands.L, cands.W, cands.D)
+    a0, seg_end, segs, n_cover = segment_plan(cands.L, cands.W, cands.D)
     D = cands.D
     small = {d: prob.space.enumerate_inner(d) for d in range(1, D + 1)
              if prob.space.inner_choices(d) <= batch_size}
@@ -252,7 +267,7 @@ def dp(prob, batch_size: int = 256, rounds: int = 2, budget_s: float = 0.0,
     for r in range(rounds):
         todo = np.arange(len(a0)) if r == 0 else np.flatnonzero(open_)
         for lo in range(0, len(todo), block):
-            if prob.out_of_time(budget_s):
+            if prob.out_of_time(budget_s) and (r > 0 or lo >= n_cover):
                 break
             rows = plan_rows(prob, a0, seg_end, segs, todo[lo:lo + block], batch_size)
             fields = rows.random(prob)

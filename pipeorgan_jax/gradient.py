@@ -78,7 +78,7 @@ def gradient(prob, restarts: int = 8, steps: int = 60, learning_rate: float = 0.
     cands = Candidates(prob, lam)
     cands.add_seeds(seed_placements)
     L, W = cands.L, cands.W
-    a0, seg_end, segs = segment_plan(L, W, cands.D)
+    a0, seg_end, segs, n_cover = segment_plan(L, W, cands.D)
     stack = sc.windows()
     R = max(1, int(restarts))
     chunk = max(1, min(int(round_every), int(steps)))
@@ -87,7 +87,7 @@ def gradient(prob, restarts: int = 8, steps: int = 60, learning_rate: float = 0.
     key = jax.random.PRNGKey(prob.seed)
     red_ok = np.asarray(prob.red_ok)
     for lo in range(0, len(a0), block_rows):
-        if prob.out_of_time(budget_s):
+        if prob.out_of_time(budget_s) and lo >= n_cover:
             break
         sel = np.arange(lo, min(lo + block_rows, len(a0)))
         n = len(sel)
@@ -117,7 +117,7 @@ def gradient(prob, restarts: int = 8, steps: int = 60, learning_rate: float = 0.
             p = relaxed.round(soft, E, np.repeat(red_ok[np.minimum(a0[pad][:, None] + np.arange(W), L - 1)], R, 0))
             fields = [np.asarray(f)[:n * R] for f in p.fields()[1:]]
             cands.score(rows, fields)
-            if prob.out_of_time(budget_s):
+            if prob.out_of_time(budget_s) and lo + block_rows >= n_cover:
                 break
     cands.solve()
     return prob.result("gradient")

@@ -95,7 +95,7 @@ def test_whole_placements_from_their_segments(case):
 
 @pytest.mark.parametrize("L,W,Dsp", [(1, 1, 1), (5, 5, 3), (23, 6, 6), (23, 6, 1), (40, 8, 5)])
 def test_segment_plan_covers_every_segment_once_per_round(L, W, Dsp):
-    a0, seg_end, segs = segment_plan(L, W, Dsp)
+    a0, seg_end, segs, n_cover = segment_plan(L, W, Dsp)
     assert seg_end.shape == (len(a0), W) and seg_end[:, -1].all()
     # every row is tiled by its segments, every segment within the model and the space
     for k in range(len(a0)):
@@ -108,6 +108,13 @@ def test_segment_plan_covers_every_segment_once_per_round(L, W, Dsp):
     assert {(int(a), int(d)) for _, _, d, a in segs} == want
     # packing: fewer rows than candidate segments when a window holds several
     assert len(a0) <= len(want)
+    # the first rows tile the network: a search stopped after them has a placement
+    cover = segs[segs[:, 0] < n_cover]
+    reach = {0}
+    for a in range(L):
+        if a in reach:
+            reach |= {int(a + d) for _, _, d, s in cover if s == a}
+    assert L in reach
 
 
 def test_a_cost_does_not_depend_on_its_batch():

@@ -12,14 +12,14 @@ from pipeorgan_jax.strategies.base import Domain, domain_of
 from pipeorgan_jax.strategies.es import EvolutionStrategy
 from pipeorgan_jax.strategies.evolutionary import Evolutionary
 from pipeorgan_jax.strategies.exhaustive import Exhaustive, SpaceTooLarge, space_size
-from pipeorgan_jax.strategies.gradient import Gradient
 from pipeorgan_jax.strategies.random_search import RandomSearch
+from pipeorgan_jax.strategies.reinforce import Reinforce
 
 NAMES = ("dp", "gradient", "dp+gradient", "exhaustive", "random", "evolutionary", "annealing",
          "reinforce", "es")
 
-__all__ = ["Annealing", "Domain", "EvolutionStrategy", "Evolutionary", "Exhaustive", "Gradient",
-           "NAMES", "RandomSearch", "SpaceTooLarge", "domain_of", "make", "space_size"]
+__all__ = ["Annealing", "Domain", "EvolutionStrategy", "Evolutionary", "Exhaustive",
+           "NAMES", "RandomSearch", "Reinforce", "SpaceTooLarge", "domain_of", "make", "space_size"]
 
 
 def _get(cfg, key, default):
@@ -42,7 +42,7 @@ def make(name: str, cfg=None):
         return Annealing(int(g("batch_size", 1024)), float(g("temperature0", 0.1)),
                          float(g("mutation_rate", 0.1))), int(g("iterations", 60))
     if name == "reinforce":
-        return Gradient(int(g("batch_size", 1024)), int(g("restarts", 64)),
+        return Reinforce(int(g("batch_size", 1024)), int(g("restarts", 64)),
                         float(g("learning_rate", 0.05)), float(g("gumbel_tau", 1.0))), \
             int(g("iterations", 100))
     if name == "es":

@@ -1,4 +1,5 @@
-"""Gradient search over a relaxed placement distribution (score-function estimator).
+"""search=reinforce: a relaxed placement distribution improved by the score-function
+(REINFORCE) estimator, for what the relaxed cost cannot reach (segment boundaries).
 
 Each of `restarts` parameter sets holds: a logit a_l per layer for "layer l ends a segment"
 (the last layer always does); per layer, logits over the space's granularities and
@@ -21,8 +22,8 @@ each restart's mode (boundary where a_l > 0, argmax logits, share 2**mu) to a pl
 
 In the ask/tell shape the state is (params, optimizer state); ask draws from the step's key,
 tell draws the same samples again from that key (no host copy of them) and takes one step.
-A relaxed, differentiable cost (issue 13, parts 1-2) fits the same state: tell would then
-differentiate through the batch model's tables in `state.domain` instead.
+No gradient flows through the cost model here; search=gradient (pipeorgan_jax/gradient.py)
+descends the relaxed cost itself.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ _MASKED = -1e9  # logit of a partition that does not apply to a layer
 
 
 @struct.dataclass
-class GradientState(State):
+class ReinforceState(State):
     params: dict  # seg [R, L], gran [R, L, nG], org [R, L, nO], part [R, L, nP], mu [R, L]
     opt_state: optax.OptState
     ema: jax.Array  # [R, 1] running baseline when one sample per restart
@@ -55,12 +56,12 @@ def _allowed(d):
 
 
 @dataclasses.dataclass(frozen=True)
-class Gradient:
+class Reinforce:
     batch_size: int = 1024
     restarts: int = 64
     learning_rate: float = 0.05
     gumbel_tau: float = 1.0
-    name: ClassVar[str] = "gradient"
+    name: ClassVar[str] = "reinforce"
 
     @property
     def samples(self) -> int:
@@ -69,7 +70,7 @@ class Gradient:
     def _opt(self):
         return optax.adam(self.learning_rate)
 
-    def init(self, key, domain, seeds=None) -> GradientState:
+    def init(self, key, domain, seeds=None) -> ReinforceState:
         d, R, L = domain, max(1, self.restarts), domain.n_layers
         k = jax.random.split(key, 7)
         nG, nO, nP = len(d.grans), len(d.orgs), len(d.parts)
@@ -95,7 +96,7 @@ class Gradient:
                           part=params["part"].at[:n].set(hot(s.part, pv)),
                           mu=params["mu"].at[:n].set(jnp.log2(s.share[:n].astype(jnp.float32))))
         params = {kk: v.astype(jnp.float32) for kk, v in params.items()}
-        return GradientState(**base_state(k[6], d), params=params,
+        return ReinforceState(**base_state(k[6], d), params=params,
                              opt_state=self._opt().init(params),
                              ema=jnp.full((R, 1), jnp.nan, jnp.float32))
 
@@ -123,10 +124,10 @@ class Gradient:
                              pv[flat(sel["part"])]), d)
         return x, sel, z, p
 
-    def ask(self, state: GradientState) -> Placement:
+    def ask(self, state: ReinforceState) -> Placement:
         return self._draw(state)[3]
 
-    def tell(self, state: GradientState, placements: Placement, cost) -> GradientState:
+    def tell(self, state: ReinforceState, placements: Placement, cost) -> ReinforceState:
         d = state.domain
         R, S, L = max(1, self.restarts), self.samples, d.n_layers
         x, sel, z, p = self._draw(state)
@@ -161,7 +162,7 @@ class Gradient:
         return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, upd),
                              opt_state=opt_state, ema=ema)
 
-    def finish(self, state: GradientState) -> Placement:
+    def finish(self, state: ReinforceState) -> Placement:
         """Each restart's mode, rounded and projected into the space."""
         d, P = state.domain, state.params
         gv, ov, pv, _ = _allowed(d)
