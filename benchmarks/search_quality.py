@@ -1,6 +1,9 @@
 """Search quality at equal wall time (issue 13, part 4): on each model, dp first (the
 project's default dp settings), then every other strategy from scratch with dp's search
 seconds as its budget, and again with 4x that budget; best latency / dp's, as a table.
+`dp+gradient` runs dp and then gradient from dp's result inside the same budget; gradient
+and dp+gradient always finish the rows that tile the network (dp.segment_plan's cover), so
+at a small budget they may overrun it: their search seconds are printed.
 
     python benchmarks/search_quality.py                      # all 11 XR-bench models
     python benchmarks/search_quality.py --models KD_res8_narrow GE_FBNet_C --factors 1 4
@@ -35,7 +38,9 @@ from pipeorgan_jax.loading import load_model  # noqa: E402
 XR_BENCH = ["KD_res8_narrow", "AS_ED_TCN", "GE_FBNet_C", "ES_RITNet", "DR_RGBd_200",
             "DE_midas_v21_small", "OD_D2go_FasterRCNN", "ASR_EM_24L", "HT_hand_graph_cnn_half",
             "PD_Plane_RCNN_Quarter", "SS_HRViT_b1"]
-STRATEGIES = ("random", "evolutionary", "annealing", "reinforce", "es")
+STRATEGIES = ("gradient", "dp+gradient", "random", "evolutionary", "annealing", "reinforce", "es")
+# the stochastic strategies' step size for reinforce (tuned in issue 13); gradient's own default
+LEARNING_RATE = {"reinforce": 0.3}
 
 
 def main(argv=None) -> int:
@@ -58,7 +63,8 @@ def main(argv=None) -> int:
     hw = load_hardware(args.hardware)
     space = baseline_spaces(d.max_depth)["flexible"]
     cfg = SimpleNamespace(**{**vars(d), "batch_size": args.batch, "iterations": 10 ** 6,
-                             "restarts": 8, "learning_rate": 0.3, "time_budget_s": 0.0})
+                             "restarts": 8, "time_budget_s": 0.0})
+    with_lr = lambda c, s: SimpleNamespace(**{**vars(c), "learning_rate": LEARNING_RATE.get(s, d.learning_rate)})
     key = {"latency": "latency_cycles", "energy": "energy_pj", "edp": "edp"}[args.objective]
     print(f"hardware={hw.name} space={space.name} objective={args.objective} batch={args.batch} "
           f"dp: max_depth={d.max_depth} dp_batch_size={d.dp_batch_size} dp_rounds={d.dp_rounds} "
@@ -70,7 +76,8 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         for s in ["dp"] + args.strategies:  # compile every shape and jitted step
             run_strategy(s, Problem(scorer, args.objective, space, seed=args.seed),
-                         SimpleNamespace(**{**vars(cfg), "iterations": 2, "dp_rounds": 1}))
+                         with_lr(SimpleNamespace(**{**vars(cfg), "iterations": 2, "dp_rounds": 1,
+                                                    "time_budget_s": 1e-9 if "gradient" in s else 0.0}), s))
         compile_s = time.perf_counter() - t
         r = run_strategy("dp", Problem(scorer, args.objective, space, seed=args.seed), cfg)
         budget, opt = r.seconds, r.history[-1][2]
@@ -81,7 +88,7 @@ def main(argv=None) -> int:
               f"{args.objective}={float(r.cost[key]):.6g} load={os.getloadavg()[0]:.2f}", flush=True)
         for f in args.factors:
             for s in args.strategies:
-                c = SimpleNamespace(**{**vars(cfg), "time_budget_s": f * budget})
+                c = with_lr(SimpleNamespace(**{**vars(cfg), "time_budget_s": f * budget}), s)
                 q = run_strategy(s, Problem(scorer, args.objective, space, seed=args.seed), c)
                 ratio = q.history[-1][2] / opt  # penalized objective: infeasible counts 1000x
                 row["ratios"][f"{s}@{f:g}x"] = ratio
