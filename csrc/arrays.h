@@ -67,6 +67,11 @@ struct HwView {
   const float* hx;            // [GW]
   const float* hy;            // [GH]
 
+  // unit_hops for a unit-column (row) offset 0..GW-1 (GH-1): whole hop counts, set by the
+  // handler from the topology (combine.h unit_hops)
+  const int32_t* hop_x;
+  const int32_t* hop_y;
+
   int A() const { return 2 * (GW - 1) + 2 * (GH - 1); }
   int chunk(const void* t, int64_t key, int q) const {
     int64_t i = key * U + q;

@@ -48,15 +48,16 @@ struct Scratch {
   // layers
   std::vector<int32_t> gran, org, part, n, start, key;
   std::vector<float> n_f, P_f;
+  std::vector<const float*> chain_row;  // [L] the chain-table row of the pair (l, l + 1)
   // tiles
   std::vector<float> n_tiles, r, h;
   // edges [E]
-  std::vector<uint8_t> intra, ps, pd, bcast;
+  std::vector<int32_t> intra, ps, pd, bcast;  // flags as int32: a char store may alias anything
   std::vector<int32_t> src, part_d;
   std::vector<float> lag, hop_mean, far, pair, a2a;
   // traffic
   std::vector<float> e_mesh_bh, e_dist_bh, e_deliv, per_unit_in, out_unit, a2a_link, skip_b;
-  std::vector<uint8_t> to_glb, restream, no_fit, glb_fed;
+  std::vector<int32_t> to_glb, restream, no_fit, glb_fed;
   std::vector<float> out_bh, glb_in_l, glb_out_l, w_bytes, w_bh, w_deliv, ps_bytes, ps_bh, ps_deliv;
   // links
   std::vector<float> seg_link, ps_link, x_edge, x_ps;
@@ -73,6 +74,7 @@ struct Scratch {
                     &sigma, &col})
       v->resize(L);
     win8.resize((size_t)L * 8);
+    chain_row.resize(L);
     for (auto* v : {&to_glb, &restream, &no_fit, &glb_fed}) v->resize(L);
     for (auto* v : {&intra, &ps, &pd, &bcast}) v->resize(E);
     for (auto* v : {&src, &part_d}) v->resize(E);
@@ -224,6 +226,18 @@ class Combine {
         s.key[l] = (s.org[l] * (U + 1) + std::min(s.start[l], U)) * U + n - 1;
         s.n_f[l] = (float)n;
         s.P_f[l] = s.n_f[l] * (float)g;
+        __builtin_prefetch(ha.key_scalars + (int64_t)s.key[l] * N_KS);
+      }
+      // The chain-table row of every layer pair in the segment (traffic._geometry), fetched
+      // now: the table is larger than the caches, and its rows are read edges later.
+      for (int l = f0; l < z; ++l) {
+        const int st = std::min(s.start[l], U);
+        const int a = std::min(s.n[l], std::max(U - st, 1));
+        const int b = std::min(s.n[l + 1], std::max(U - st - a, 1));
+        const int64_t off = ha.chain_off[((int64_t)s.org[l] * (U + 1) + st) * (U + 1) + a];
+        s.chain_row[l] = ha.chain + (off + b - 1) * N_CHAIN;
+        __builtin_prefetch(s.chain_row[l]);
+        __builtin_prefetch(s.chain_row[l] + N_CHAIN - 1);
       }
     }
   }
@@ -251,13 +265,18 @@ class Combine {
   }
 
   // geometry.unit_hops
-  float unit_hops(float d, bool x) const {
+  float unit_hops(float d, bool x) const { return unit_hops(ha, d, x); }
+
+ public:
+  static float unit_hops(const HwView& ha, float d, bool x) {
     const int u = x ? ha.uw : ha.uh, N = x ? ha.GW : ha.GH;
     if (ha.topology == TOPO_MESH) return d * (float)u;
     if (ha.topology == TOPO_TORUS) return (float)u * std::min(d, (float)N - d);
     if (ha.express_k == u) return d;
     return (x ? ha.hx : ha.hy)[(int)d];
   }
+
+ private:
 
   // traffic._extent_hops for one edge
   float extent_hops(int64_t ks_, int64_t kd_, bool empty) const {
@@ -300,18 +319,29 @@ class Combine {
     return std::max(std::max(east, west) / ha.lanes_x, std::max(south, north) / ha.lanes_y);
   }
 
+  // Hops from each chunk of one layer to the same chunk of another: their sum and maximum.
+  template <typename T>
+  void chunk_hops(int64_t ks_, int64_t kd_, int& hsum, int& hmax) const {
+    const int U = ha.U;
+    const T *xs = static_cast<const T*>(ha.chunk_x) + ks_ * U, *xd = static_cast<const T*>(ha.chunk_x) + kd_ * U;
+    const T *ys = static_cast<const T*>(ha.chunk_y) + ks_ * U, *yd = static_cast<const T*>(ha.chunk_y) + kd_ * U;
+    int sum = 0, mx = 0;
+    for (int q = 0; q < U; ++q) {
+      const int h = ha.hop_x[std::abs(xs[q] - xd[q])] + ha.hop_y[std::abs(ys[q] - yd[q])];
+      sum += h;
+      mx = std::max(mx, h);
+    }
+    hsum = sum;
+    hmax = mx;
+  }
+
   // traffic._geometry for one edge of a layer-to-layer kind
   void edge_geometry(int ei, int es, int ed) {
     const bool ps = s.ps[ei], pd = s.pd[ei];
     auto kind = [&](const float* v) { return pd ? v[2] : (ps ? v[1] : v[0]); };
     const int U = ha.U;
     if (ma.ei[EI_KIND * ma.E + ei] == EK_CHAIN) {
-      const int l = es;
-      const int st = std::min(s.start[l], U);
-      const int a = std::min(s.n[l], std::max(U - st, 1));
-      const int b = std::min(s.n[l + 1], std::max(U - st - a, 1));
-      const int64_t off = ha.chain_off[((int64_t)s.org[l] * (U + 1) + st) * (U + 1) + a];
-      const float* row = ha.chain + (off + b - 1) * N_CHAIN;
+      const float* row = s.chain_row[es];  // the pair (es, es + 1), found in layers()
       s.hop_mean[ei] = row[CH_HOP_MEAN];
       const float hop_max = row[CH_HOP_MAX], ext = row[CH_EXT];
       s.pair[ei] = kind(row + CH_PAIR);
@@ -320,14 +350,13 @@ class Combine {
       return;
     }
     const int64_t ks_ = s.key[es], kd_ = s.key[ed];
-    float hsum = 0.0f, hmax = 0.0f;
-    for (int q = 0; q < U; ++q) {
-      const int dx = std::abs(ha.chunk(ha.chunk_x, ks_, q) - ha.chunk(ha.chunk_x, kd_, q));
-      const int dy = std::abs(ha.chunk(ha.chunk_y, ks_, q) - ha.chunk(ha.chunk_y, kd_, q));
-      const float hq = unit_hops((float)dx, true) + unit_hops((float)dy, false);
-      hsum = (q == 0) ? hq : hsum + hq;
-      hmax = (q == 0) ? hq : std::max(hmax, hq);
-    }
+    // every chunk's hops are whole numbers (well below 2^24), so their float sum and maximum
+    // are exact in any order: added here as integers
+    int hsum, hmax;
+    if (ha.chunk_bytes == 1)
+      chunk_hops<int8_t>(ks_, kd_, hsum, hmax);
+    else
+      chunk_hops<int16_t>(ks_, kd_, hsum, hmax);
     const bool empty = (ha.key_scalars[ks_ * N_KS + KS_EMPTY] + ha.key_scalars[kd_ * N_KS + KS_EMPTY]) > 0;
     const int G = ha.GW + ha.GH, A = ha.A();
     const int ps_ = ps, pd_ = pd;
@@ -335,10 +364,10 @@ class Combine {
     const float* di = ha.dist + (kd_ * 2 + pd_) * G;
     float pair = 0.0f;
     for (int j = 0; j < G; ++j) pair = (j == 0) ? pr[j] * di[j] : pair + pr[j] * di[j];
-    s.hop_mean[ei] = hsum / (float)U;
+    s.hop_mean[ei] = (float)hsum / (float)U;
     s.pair[ei] = pair;
     s.a2a[ei] = a2a_combine(ha.a2a_src + (ks_ * 2 + ps_) * A, ha.a2a_dst + (kd_ * 2 + pd_) * A);
-    s.far[ei] = (pd && ps) ? hmax : extent_hops(ks_, kd_, empty);
+    s.far[ei] = (pd && ps) ? (float)hmax : extent_hops(ks_, kd_, empty);
   }
 
   // traffic.edges. The geometry of an edge between two segments is never read (every use is

@@ -3,9 +3,13 @@
 // Operands and attributes are listed in pipeorgan_jax/cost/kernel.py (`_call`), which packs them.
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "combine.h"
 #include "xla/ffi/api/ffi.h"
@@ -26,6 +30,7 @@ const T* data(const ffi::AnyBuffer& b) { return static_cast<const T*>(b.untyped_
 struct Job {
   ModelView ma;
   HwView ha;
+  std::vector<int32_t> hop_x, hop_y;
   int64_t B;
   const bool* seg_end;
   const int32_t *gran, *org, *share, *part;
@@ -65,7 +70,55 @@ struct Job {
   }
 };
 
-ffi::Error Score(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::RemainingRets rets,
+// Helper threads of this library, started on first use and kept: they wait for a job, take
+// its chunks with the calling thread, and wait again. (XLA:CPU's intra-op pool runs its
+// tasks after the caller has taken every chunk, so it is not used.)
+class Helpers {
+ public:
+  explicit Helpers(int n) {
+    for (int i = 0; i < n; ++i) std::thread([this] { loop(); }).detach();
+    count = n;
+  }
+  void start(std::shared_ptr<Job> j) {
+    {
+      std::lock_guard<std::mutex> lk(m);
+      job = std::move(j);
+      ++generation;
+    }
+    cv.notify_all();
+  }
+  int count = 0;
+
+ private:
+  void loop() {
+    uint64_t seen = 0;
+    for (;;) {
+      std::shared_ptr<Job> j;
+      {
+        std::unique_lock<std::mutex> lk(m);
+        cv.wait(lk, [&] { return generation != seen; });
+        seen = generation;
+        j = job;
+      }
+      if (j) j->work();
+    }
+  }
+  std::mutex m;
+  std::condition_variable cv;
+  std::shared_ptr<Job> job;
+  uint64_t generation = 0;
+};
+
+Helpers& helpers() {
+  static Helpers* h = [] {  // never destroyed: its threads outlive static destruction
+    int n = static_cast<int>(std::thread::hardware_concurrency()) - 1;
+    if (const char* e = std::getenv("PIPEORGAN_KERNEL_HELPERS")) n = std::atoi(e);  // measurements
+    return new Helpers(std::max(n, 0));
+  }();
+  return *h;
+}
+
+ffi::Error Score(ffi::RemainingArgs args, ffi::RemainingRets rets,
                  int64_t U, int64_t GH, int64_t GW, int64_t uh, int64_t uw, int64_t max_depth,
                  int64_t topology, int64_t express_k, float lanes, float lanes_x, float lanes_y) {
   if (args.size() != N_OPERANDS || rets.size() != N_SCALAR_OUT + 3)
@@ -94,6 +147,13 @@ ffi::Error Score(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::RemainingRe
                    a[19].untyped_data(), a[20].untyped_data(), chunk_bytes,
                    data<int32_t>(a[21]), data<float>(a[22]), data<float>(a[23]), data<float>(a[24]),
                    data<float>(a[25])};
+  // whole hop counts per unit offset, from the same unit_hops the combine uses
+  job->hop_x.resize(GW);
+  job->hop_y.resize(GH);
+  job->ha.hop_x = job->hop_x.data();
+  job->ha.hop_y = job->hop_y.data();
+  for (int d = 0; d < GW; ++d) job->hop_x[d] = static_cast<int32_t>(Combine::unit_hops(job->ha, (float)d, true));
+  for (int d = 0; d < GH; ++d) job->hop_y[d] = static_cast<int32_t>(Combine::unit_hops(job->ha, (float)d, false));
   job->seg_end = data<bool>(a[0]);
   job->gran = data<int32_t>(a[1]);
   job->org = data<int32_t>(a[2]);
@@ -105,10 +165,9 @@ ffi::Error Score(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::RemainingRe
     job->out[i] = (*r)->untyped_data();
   }
   job->n_chunks = (job->B + CHUNK - 1) / CHUNK;
-  // helpers from XLA's pool: they share the chunks with this thread, and one that starts after
-  // the last chunk was taken finds nothing to do (the job outlives it through the shared_ptr)
-  const int64_t helpers = std::min<int64_t>(pool.num_threads(), job->n_chunks - 1);
-  for (int64_t i = 0; i < helpers; ++i) pool.Schedule([job] { job->work(); });
+  // the helpers share the chunks with this thread; one that wakes after the last chunk was
+  // taken finds nothing to do (the job outlives it through the shared_ptr)
+  if (job->n_chunks > 1 && helpers().count > 0) helpers().start(job);
   job->work();
   while (job->done.load(std::memory_order_acquire) < job->n_chunks) std::this_thread::yield();
   return ffi::Error::Success();
@@ -120,7 +179,6 @@ ffi::Error Score(ffi::ThreadPool pool, ffi::RemainingArgs args, ffi::RemainingRe
 XLA_FFI_DEFINE_HANDLER_SYMBOL(
     PipeorganScore, pipeorgan::Score,
     ffi::Ffi::Bind()
-        .Ctx<ffi::ThreadPool>()
         .RemainingArgs()
         .RemainingRets()
         .Attr<int64_t>("U")
