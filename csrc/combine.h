@@ -15,6 +15,10 @@
 #include <vector>
 
 #include "arrays.h"
+#ifdef PIPEORGAN_PROFILE
+#include <cstdio>
+#include <x86intrin.h>
+#endif
 
 namespace pipeorgan {
 
@@ -91,6 +95,23 @@ class Combine {
   }
 
   void run(const PlacementRow& p, CostRow& out) {
+#ifdef PIPEORGAN_PROFILE
+    uint64_t t[11];
+    int i = 0;
+    t[i++] = __rdtsc(); segments(p);
+    t[i++] = __rdtsc(); layers(p);
+    t[i++] = __rdtsc(); tiles();
+    t[i++] = __rdtsc(); edges();
+    t[i++] = __rdtsc(); traffic();
+    t[i++] = __rdtsc(); links();
+    t[i++] = __rdtsc(); memory();
+    t[i++] = __rdtsc(); segment_latency();
+    t[i++] = __rdtsc(); energy();
+    t[i++] = __rdtsc(); reductions(out);
+    t[i++] = __rdtsc();
+    for (int j = 0; j < 10; ++j) prof()[j] += t[j + 1] - t[j];
+    prof()[10] += 1;
+#else
     segments(p);
     layers(p);
     tiles();
@@ -101,7 +122,16 @@ class Combine {
     segment_latency();
     energy();
     reductions(out);
+#endif
   }
+#ifdef PIPEORGAN_PROFILE
+  static uint64_t* prof() {
+    static uint64_t c[11] = {};
+    static struct P { ~P() { fprintf(stderr, "cycles/placement: seg %lu lay %lu til %lu edg %lu tra %lu lnk %lu mem %lu lat %lu en %lu red %lu (n=%lu)\n",
+        c[0]/c[10], c[1]/c[10], c[2]/c[10], c[3]/c[10], c[4]/c[10], c[5]/c[10], c[6]/c[10], c[7]/c[10], c[8]/c[10], c[9]/c[10], c[10]); } } p;
+    return c;
+  }
+#endif
 
  private:
   const ModelView& ma;
