@@ -550,23 +550,19 @@ class Combine {
     const float glb_writes = sum_out + ma.ms[MS_NET_IN_TOTAL] + ma.ms[MS_W_TOTAL];
     const float *W = ma.f(LF_W), *t_bytes = ma.f(LF_T_BYTES), *alive0 = ma.f(LF_ALIVE0);
     const int32_t* t_last = ma.i(LI_T_LAST);
-    for (int f0 = 0; f0 < L; f0 = s.z[f0] + 1) {
-      const int z = s.z[f0];
-      s.W_s[f0] = win_sum(f0, [&](int j) { return W[j]; });
-      s.col[f0] = win_sum(f0, [&](int j) { return t_last[j] > z ? t_bytes[j] : 0.0f; })  // tb_layer
-                  ;
-      s.live[f0] = win_sum(f0, [&](int j) { return s.restream[j] ? W[j] : 0.0f; });  // restreamed W
-    }
+    // per segment: its weights (W_s), then its GLB live bytes: tensors alive at its start,
+    // the crossing tensors it produces, re-streamed weights (live_own), and the next
+    // segment's weights, fetched meanwhile
+    for (int f0 = 0; f0 < L; f0 = s.z[f0] + 1) s.W_s[f0] = win_sum(f0, [&](int j) { return W[j]; });
     float live_max = -INFINITY;
     for (int f0 = 0; f0 < L; f0 = s.z[f0] + 1) {
       const int z = s.z[f0];
+      const float tb_out = win_sum(f0, [&](int j) { return t_last[j] > z ? t_bytes[j] : 0.0f; });
+      const float w_restream = win_sum(f0, [&](int j) { return s.restream[j] ? W[j] : 0.0f; });
+      const float live_own = alive0[f0] + tb_out + w_restream;
       const float W_next = z + 1 < L ? s.W_s[z + 1] : 0.0f;
-      const float live = alive0[f0] + s.col[f0] + s.live[f0] + W_next;
-      for (int l = f0; l <= z; ++l) {
-        s.W_s[l] = s.W_s[f0];
-      }
-      s.live[f0] = live;
-      live_max = std::max(live_max, live);
+      s.live[f0] = live_own + W_next;
+      live_max = std::max(live_max, s.live[f0]);
     }
     spill = 2.0f * std::max(live_max - hw(HS_GLB), 0.0f);
     glb_bytes = glb_reads + glb_writes;

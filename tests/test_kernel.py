@@ -83,6 +83,7 @@ def test_kernel_agrees_all(model_name):
     bad, n = [], 0
     for i, v in enumerate(VARIANTS):
         res = compare(model_name, *v, n=1668, seed=100 + i)
+        print(model_name, *v, res)  # the counts and worst differences (pytest -s)
         n += res["n"]
         bad += [f"{v}: {b}" for b in _check(res)]
     assert n >= 10_000 and not bad, bad
