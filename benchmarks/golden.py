@@ -72,6 +72,8 @@ def main() -> int:
     ap.add_argument("--file", default=str(GOLDEN))
     ap.add_argument("--rtol", type=float, default=1e-6)
     ap.add_argument("--only", default="", help="comma-separated model names")
+    ap.add_argument("--backend", choices=("auto", "xla", "kernel"), default="auto",
+                    help="the cost model's backend for --check (cost.score_batch)")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
     cases = [c for c in variants() if not only or c[0] in only]
@@ -96,7 +98,8 @@ def main() -> int:
         np.savez_compressed(args.file, **data)
         print(f"wrote {args.file}")
         return 0
-    return check(args.file, args.rtol, only)
+    return check(args.file, args.rtol, only,
+                 scorer_factory=lambda *a, **k: Scorer(*a, **k, backend=args.backend))
 
 
 def keys_of(path) -> list[str]:

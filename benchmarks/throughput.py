@@ -42,47 +42,59 @@ L = len(model.layers)
 t0 = time.perf_counter()
 sc = Scorer(model, hw, max_depth=a["max_depth"])
 setup = time.perf_counter() - t0
+
+
+def lower(p, backend):
+    if backend == "default":  # a checkout from before the backend option
+        return score_batch.lower(sc.ma, sc.ha, p)
+    return score_batch.lower(sc.ma, sc.ha, p, backend=backend)
+
+
 for k in a["log2"]:
     B = 1 << k
     p = jax.device_put(sample(np.random.default_rng(k), L, B, max_depth=a["max_depth"]))
-    try:
-        t0 = time.perf_counter()
-        try:  # the options the project compiles with (cost.compiler_options), where it has them
-            from pipeorgan_jax.cost import compiler_options
-            opts = compiler_options() if a["xla_options"] == "project" else {}
-        except ImportError:
-            opts = {}
-        compiled = score_batch.lower(sc.ma, sc.ha, p).compile(compiler_options=opts)
-        t_compile = time.perf_counter() - t0
-        # XLA counts a while loop's body once, so a chunked batch (lax.map over chunks of 128)
-        # is costed from an unchunked compile of one chunk
-        probe = compiled
-        if B > 128 and hasattr(__import__("pipeorgan_jax.cost", fromlist=["x"]), "CPU_CHUNK"):
-            probe = score_batch.lower(sc.ma, sc.ha, jax.tree_util.tree_map(lambda x: x[:128], p)).compile(
-                compiler_options=opts)
-        ca = probe.cost_analysis()
-        ca = ca[0] if isinstance(ca, (list, tuple)) else ca
-        nb = 128 if probe is not compiled else B
-        jax.block_until_ready(compiled(sc.ma, sc.ha, p))
-        dts = []
-        for _ in range(a["repeats"]):
+    for backend in a["backends"]:
+        try:
             t0 = time.perf_counter()
+            try:  # the options the project compiles with (cost.compiler_options), where it has them
+                from pipeorgan_jax.cost import compiler_options
+                opts = compiler_options() if a["xla_options"] == "project" else {}
+            except ImportError:
+                opts = {}
+            compiled = lower(p, backend).compile(compiler_options=opts)
+            t_compile = time.perf_counter() - t0
+            # XLA counts a while loop's body once, so a chunked batch (lax.map over chunks of
+            # 128) is costed from an unchunked compile of one chunk
+            probe = compiled
+            if B > 128 and hasattr(__import__("pipeorgan_jax.cost", fromlist=["x"]), "CPU_CHUNK"):
+                probe = lower(jax.tree_util.tree_map(lambda x: x[:128], p), backend).compile(
+                    compiler_options=opts)
+            ca = probe.cost_analysis()
+            ca = ca[0] if isinstance(ca, (list, tuple)) else ca
+            nb = 128 if probe is not compiled else B
             jax.block_until_ready(compiled(sc.ma, sc.ha, p))
-            dts.append(time.perf_counter() - t0)
-    except Exception as e:  # out of memory: the previous size was the largest
-        print(json.dumps({"B": B, "error": type(e).__name__ + ": " + str(e).splitlines()[0][:80]}))
-        break
-    print(json.dumps({"B": B, "rate": B / min(dts), "flop": float(ca.get("flops", float("nan"))) / nb,
-                      "bytes": float(ca.get("bytes accessed", float("nan"))) / nb,
-                      "compile_s": t_compile, "setup_s": setup,
-                      "device": jax.devices()[0].platform + ":" + jax.devices()[0].device_kind}), flush=True)
+            dts = []
+            for _ in range(a["repeats"]):
+                t0 = time.perf_counter()
+                jax.block_until_ready(compiled(sc.ma, sc.ha, p))
+                dts.append(time.perf_counter() - t0)
+        except Exception as e:  # out of memory: the previous size was the largest
+            print(json.dumps({"B": B, "backend": backend,
+                              "error": type(e).__name__ + ": " + str(e).splitlines()[0][:80]}))
+            break
+        print(json.dumps({"B": B, "backend": backend, "rate": B / min(dts),
+                          "flop": float(ca.get("flops", float("nan"))) / nb,
+                          "bytes": float(ca.get("bytes accessed", float("nan"))) / nb,
+                          "compile_s": t_compile, "setup_s": setup,
+                          "device": jax.devices()[0].platform + ":" + jax.devices()[0].device_kind}),
+              flush=True)
 """
 
 
-def measure(checkout: Path, args, log2: list[int]) -> list[dict]:
+def measure(checkout: Path, args, log2: list[int], backends=("default",)) -> list[dict]:
     env = dict(os.environ, PYTHONPATH=str(checkout) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     a = dict(model=args.model, hardware=args.hardware, max_depth=args.max_depth,
-             repeats=args.repeats, log2=log2, xla_options=args.xla_options)
+             repeats=args.repeats, log2=log2, xla_options=args.xla_options, backends=list(backends))
     out = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(a)], env=env, cwd=checkout,
                          capture_output=True, text=True)
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
@@ -105,7 +117,12 @@ def main() -> None:
     ap.add_argument("--xla-options", choices=("project", "default"), default="project",
                     help="project: cost.compiler_options() as Scorer compiles (XLA:CPU loop "
                          "emitters, quicker to compile); default: XLA's defaults")
+    ap.add_argument("--backend", choices=("xla", "kernel"), default="xla",
+                    help="kernel: the fused C++ kernel (cost/kernel.py), measured with the XLA "
+                         "path in the same process, alternating per batch size, and their ratio")
     args = ap.parse_args()
+    if args.backend == "kernel":
+        return compare_backends(args)
 
     new: dict[int, dict] = {}
     old: dict[int, dict] = {}
@@ -116,7 +133,7 @@ def main() -> None:
         if args.baseline:
             for r in measure(args.baseline, args, chunk):
                 old[r["B"]] = r
-        for r in measure(ROOT, args, chunk):
+        for r in measure(ROOT, args, chunk, backends=("xla",)):
             new[r["B"]] = r
         if any("error" in r for r in new.values()):
             break
@@ -161,6 +178,31 @@ def main() -> None:
         ref_rate = p.batch_size / (time.perf_counter() - t0)
         print(f"reference: {ref_rate:.2f} placements/s; batch model / reference = {best / ref_rate:,.0f}x")
     print(f"placements_per_s={best:.0f}")
+
+
+def compare_backends(args) -> None:
+    """The kernel and the XLA path of this checkout, one process, alternating per batch size."""
+    rows: dict[tuple[int, str], dict] = {}
+    for k in range(args.min_log2, args.max_log2 + 1):
+        for r in measure(ROOT, args, [k], backends=("kernel", "xla")):
+            rows[r["B"], r["backend"]] = r
+    dev = next((r["device"] for r in rows.values() if "device" in r), "?")
+    print(f"model={args.model} hardware={args.hardware} max_depth={args.max_depth} device={dev} "
+          f"xla_options={args.xla_options} cpus={os.cpu_count()}")
+    print(f"{'batch':>7s} {'kernel pl/s':>12s} {'xla pl/s':>10s} {'ratio':>6s} {'kernel compile s':>16s}")
+    best = {"kernel": 0.0, "xla": 0.0}
+    for B in sorted({b for b, _ in rows}):
+        kr, xr = rows.get((B, "kernel"), {}), rows.get((B, "xla"), {})
+        if "rate" not in kr or "rate" not in xr:
+            print(f"{B:7d} stopped: {kr.get('error') or xr.get('error')}")
+            continue
+        for n, r in (("kernel", kr), ("xla", xr)):
+            best[n] = max(best[n], r["rate"])
+        print(f"{B:7d} {kr['rate']:12,.0f} {xr['rate']:10,.0f} {kr['rate'] / xr['rate']:6.1f} "
+              f"{kr['compile_s']:16.2f}", flush=True)
+    print(f"best: kernel {best['kernel']:,.0f} placements/s, xla {best['xla']:,.0f} "
+          f"({best['kernel'] / max(best['xla'], 1e-9):.1f}x)")
+    print(f"placements_per_s={best['kernel']:.0f}")
 
 
 if __name__ == "__main__":

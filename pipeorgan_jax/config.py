@@ -30,6 +30,12 @@ class Device(enum.Enum):
     gpu = "gpu"
 
 
+class Backend(enum.Enum):
+    auto = "auto"  # the fused C++ kernel on a CPU where it loaded, else XLA
+    xla = "xla"  # the combine compiled by XLA
+    kernel = "kernel"  # the fused C++ kernel (cost/kernel.py; XLA with a warning where missing)
+
+
 class Strategy(enum.Enum):
     exhaustive = "exhaustive"
     dp = "dp"
@@ -213,6 +219,9 @@ class Config:
     progress: bool = True
     # The batch of placements is split over these devices (a 1-D mesh over the batch axis).
     device: Device = Device.all
+    # Which implementation scores placement batches (cost.score_batch); the relaxed
+    # (gradient) cost always runs on XLA.
+    backend: Backend = Backend.auto
     # Persistent XLA compilation cache, so that a repeat run loads the compiled cost model
     # instead of compiling it again (8 to 19 s per model and hardware shape on a CPU). The
     # folder: this option, else $JAX_COMPILATION_CACHE_DIR, else ~/.cache/pipeorgan_jax/xla.

@@ -82,7 +82,8 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
     if pareto:  # the headline searches minimize latency; the front comes after them
         objective = "latency"
     s = cfg.search
-    scorer = Scorer(model, hw, max_depth=s.max_depth, devices=devices)
+    scorer = Scorer(model, hw, max_depth=s.max_depth, devices=devices,
+                    backend=getattr(cfg.backend, "value", cfg.backend))
     archive = Archive() if pareto else None
     spaces = baseline_spaces(s.max_depth)
     out: dict = {}

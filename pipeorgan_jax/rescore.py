@@ -54,7 +54,8 @@ def score_file(cfg: DictConfig, out: Path) -> tuple[int, float | None]:
         return 1, None
     objective = getattr(cfg.objective, "value", cfg.objective)
     deepest = max(b - a + 1 for p in placements.values() for a, b in segments(p.seg_end))
-    scorer = Scorer(model, hw, max_depth=max(deepest, cfg.search.max_depth), devices=devices)
+    scorer = Scorer(model, hw, max_depth=max(deepest, cfg.search.max_depth), devices=devices,
+                    backend=getattr(cfg.backend, "value", cfg.backend))
     result = {"placement_file": str(cfg.placement), "model": model.name, "hardware": hw.name,
               "hardware_config": to_dict(cfg.hardware), "objective": objective,
               "found_on": doc.get("hardware"), "spaces": {}}

@@ -29,7 +29,8 @@ def best_placements(model: Model, hw: Hardware, cfg: DictConfig, devices=None) -
     configured strategy, each seeded with the previous space's best)."""
     objective = getattr(cfg.objective, "value", str(cfg.objective))
     s = cfg.search
-    scorer = Scorer(model, hw, max_depth=s.max_depth, devices=devices)
+    scorer = Scorer(model, hw, max_depth=s.max_depth, devices=devices,
+                    backend=getattr(cfg.backend, "value", cfg.backend))
     spaces = baseline_spaces(s.max_depth)
     tally, seeds, out = Tally(), [], {}
     for name in SPACES:

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pipeorgan_jax.cost import energy as _energy
-from pipeorgan_jax.cost import geometry, timing, traffic
+from pipeorgan_jax.cost import geometry, kernel, timing, traffic
 from pipeorgan_jax.cost.geometry import CHANNEL, F32, HYBRID, REDUCTION, SPATIAL
 from pipeorgan_jax.cost.ops import EXACT
 from pipeorgan_jax.cost.tables import HwArrays, ModelArrays, hw_arrays, model_arrays
@@ -210,10 +210,16 @@ def chunked_vmap(fn, args, chunk: int | None = None):
     return jax.tree_util.tree_map(lambda x: x.reshape((B,) + x.shape[2:]), out)
 
 
-@functools.partial(jax.jit, static_argnames=("chunk",))
-def score_batch(ma: ModelArrays, ha: HwArrays, p: Placement, chunk: int | None = None) -> Cost:
-    """Score a batch of placements (leading axis on every Placement field), `chunk` at a
-    time on a CPU (chunked_vmap)."""
+@functools.partial(jax.jit, static_argnames=("chunk", "backend"))
+def score_batch(ma: ModelArrays, ha: HwArrays, p: Placement, chunk: int | None = None,
+                backend: str = "auto") -> Cost:
+    """Score a batch of placements (leading axis on every Placement field).
+
+    `backend`: "kernel" is the fused C++ combine (cost/kernel.py), "xla" the combine above
+    compiled by XLA (`chunk` placements at a time on a CPU: chunked_vmap), "auto" the kernel
+    on a CPU where it loaded, else XLA."""
+    if kernel.resolve(backend) == "kernel":
+        return kernel.score(ma, ha, p)
     return chunked_vmap(lambda q: score_one(ma, ha, q), (p,), chunk)
 
 
@@ -225,10 +231,12 @@ class Scorer:
     it. The batch is split over `devices` (default: all of JAX's default backend) along a 1-D
     mesh; the model and hardware tables are replicated."""
 
-    def __init__(self, model: Model, hw: Hardware, max_depth: int = 16, devices=None):
+    def __init__(self, model: Model, hw: Hardware, max_depth: int = 16, devices=None,
+                 backend: str = "auto"):
         from pipeorgan_jax.devices import batch_mesh
         self.model, self.hw = model, hw
         self.devices = list(devices) if devices else jax.devices()
+        self.backend = backend
         replicated = batch_mesh(self.devices)[1]
         self.ma = jax.device_put(model_arrays(model), replicated)
         # the tables go to the devices once, here, not with every call
@@ -238,6 +246,7 @@ class Scorer:
     # Class-level defaults, so that a Scorer assembled field by field (tests swap `ha`) works.
     devices = None  # None: every device of JAX's default backend
     compile_seconds = 0.0
+    backend = "auto"  # score_batch's backend: auto, xla or kernel
 
     @functools.cached_property
     def batch_sharding(self):
@@ -258,6 +267,15 @@ class Scorer:
         p = jax.device_put(p, self.batch_sharding)
         return self._compiled_for(p)(self.ma, self.ha, p), B
 
+    @functools.cached_property
+    def resolved_backend(self) -> str:
+        """xla or kernel. The kernel scores a batch with its own threads on one host, so
+        `auto` picks it only where the batch is not split over several devices."""
+        platform = self.batch_sharding.mesh.devices.flat[0].platform
+        if self.backend == "auto" and len(self.batch_sharding.mesh.devices) > 1:
+            return "xla"
+        return kernel.resolve(self.backend, platform)
+
     def _compiled_for(self, p: Placement):
         """The compiled batch model for p's (padded) shape; compiled here the first time."""
         padded = p.seg_end.shape[0]
@@ -266,8 +284,10 @@ class Scorer:
         if fn is None:
             t0 = time.perf_counter()
             # chunking reshapes the batch axis, which would undo its split over devices
-            chunk = None if len(self.batch_sharding.mesh.devices) == 1 else 0
-            fn = compiled[padded] = score_batch.lower(self.ma, self.ha, p, chunk=chunk).compile(
+            n_dev = len(self.batch_sharding.mesh.devices)
+            chunk = None if n_dev == 1 else 0
+            fn = compiled[padded] = score_batch.lower(self.ma, self.ha, p, chunk=chunk,
+                                                      backend=self.resolved_backend).compile(
                 compiler_options=compiler_options())
             self.compile_seconds += time.perf_counter() - t0
         return fn

@@ -22,12 +22,15 @@ import jax.numpy as jnp
 
 from pipeorgan_jax.cost.tables import layer_key
 
-# Every ceil and floor in the combine is of a ratio of integers (rows, channels, PEs), whose
-# fractional part, when it has one, is at least 1 / divisor. XLA's algebraic simplifier
-# rewrites a division by a broadcast operand (a per-layer model array under vmap, a hardware
-# scalar) as a multiplication by its reciprocal, off by an ulp or two, so 28 * 112 / 56 comes
-# out as 56.0000038 and its ceil as 57, in a batch of 16 but not in a batch of 1. Rounding a
-# few ulps off first makes the result the exact integer's, whatever the batch shape.
+# Every ceil and floor in the combine is, mathematically, of a ratio of integers (rows,
+# channels, PEs, ops per output; reference.py computes them in integers). In float32 they
+# pick up a few ulps: XLA's algebraic simplifier rewrites a division by a broadcast operand
+# (a per-layer model array under vmap, a hardware scalar) as a multiplication by its
+# reciprocal, so 28 * 112 / 56 came out as 56.0000038 and its ceil as 57 in a batch of 16 but
+# not in a batch of 1; and a pool's ops per output, 14 / 13 in float32, times 91 rows gives
+# 98.000005 cycles, ceil 99. Taking 1e-6 of the value off first (on for floor) gives the
+# integer answer, whatever the batch shape; it would misround only a true fraction below
+# 1e-6 of the value (numerators above a million). The C++ kernel does the same.
 RATIO_EPS = 1e-6
 
 
