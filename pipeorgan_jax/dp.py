@@ -159,12 +159,15 @@ class Candidates:
         k, s, d, a = rows.segs.T
         n, B, Wd = len(rows.a0), rows.B, rows.seg_end.shape[1]
         at = lambda name: rec[name].reshape(n, B, Wd)[k, :, s].astype(np.float64)  # [S, B]
-        spill = 2.0 * np.maximum(at("live_bytes") - float(ha.glb), 0.0)
-        lat = at("latency_cycles") + spill / float(ha.dram_bw)
-        en = sum(at(f) for f in ("energy_mac_pj", "energy_pe_sram_pj", "energy_noc_pj",
-                                 "energy_glb_pj", "energy_dram_pj")) + spill * float(ha.e_dram)
+        if "seg_latency" in rec:  # the kernel's window Costs (Scorer.score_windows)
+            lat, en, bad = at("seg_latency"), at("seg_energy"), at("seg_feasible") == 0
+        else:  # SegmentCost records, each segment with its own GLB spill
+            spill = 2.0 * np.maximum(at("live_bytes") - float(ha.glb), 0.0)
+            lat = at("latency_cycles") + spill / float(ha.dram_bw)
+            en = sum(at(f) for f in ("energy_mac_pj", "energy_pe_sram_pj", "energy_noc_pj",
+                                     "energy_glb_pj", "energy_dram_pj")) + spill * float(ha.e_dram)
+            bad = sum(rec[f].reshape(n, B, Wd)[k, :, s] for f in ("too_deep", "no_fit", "bad_red")) > 0
         v = lat if prob.objective == "latency" else en if prob.objective == "energy" else lat + (self.lam or 0.0) * en
-        bad = sum(rec[f].reshape(n, B, Wd)[k, :, s] for f in ("too_deep", "no_fit", "bad_red")) > 0
         v = np.where(bad, v * INFEASIBLE_PENALTY, v)
         pick = np.argmin(v, axis=1)
         fields = [np.asarray(f).reshape(n, B, Wd) for f in p.fields()[1:]]
@@ -184,7 +187,7 @@ class Candidates:
     def score(self, rows: _Rows, fields):
         """Score window rows exactly and harvest them."""
         p = rows.placement(fields)
-        self.harvest(rows, p, self.prob.scorer.score_windows(np.repeat(rows.a0, rows.B), p))
+        self.harvest(rows, p, self.prob.scorer.score_windows(np.repeat(rows.a0, rows.B), p, group=rows.B))
         self.prob.step()
 
     def add_seeds(self, seeds):

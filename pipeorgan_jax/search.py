@@ -142,7 +142,8 @@ class Problem:
     def score(self, p: Placement, by_segments: bool = False) -> tuple[np.ndarray, dict]:
         """Score a batch, track the best, return (objective per placement, cost dict).
         by_segments: from the segments' records (cost/segment.py), where they fit its windows."""
-        c = whole_from_windows(self.scorer, p) if by_segments else None
+        # (the kernel scores whole placements without a compilation of their shape)
+        c = whole_from_windows(self.scorer, p) if by_segments and self.scorer.resolved_backend != "kernel" else None
         if c is None:
             c = self.scorer(p)
         self.tally.add_placements(p)

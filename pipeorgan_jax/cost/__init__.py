@@ -311,11 +311,18 @@ class Scorer:
             st = self._windows = jax.device_put(segment.windows(ma, self.window_depth()))
         return st
 
-    def score_windows(self, a0: np.ndarray, p: Placement) -> dict[str, np.ndarray]:
+    def score_windows(self, a0: np.ndarray, p: Placement, group: int = 0) -> dict[str, np.ndarray]:
         """Segment records (SegmentCost fields, [N, D]) of N window rows: row i is the
-        window starting at layer a0[i] with local placement p[i] (segment.py)."""
+        window starting at layer a0[i] with local placement p[i] (segment.py).
+
+        With `group` (rows come in runs of `group` rows of one window, as dp's do) and the
+        kernel backend, the kernel scores each run as whole placements of its window: the
+        result is then the window's Cost fields (seg_latency, seg_energy, seg_feasible per
+        layer, at segment starts), which dp.Candidates reads instead."""
         from pipeorgan_jax.cost import segment
         st = self.windows()
+        if group and self.resolved_backend == "kernel":
+            return self._kernel_windows(st, np.asarray(a0)[::group], p.numpy(), group)
         N, blk = len(a0), self.WINDOW_BLOCK
         p = p.numpy()
         out: list = []
@@ -332,3 +339,23 @@ class Scorer:
                 self.compile_seconds += time.perf_counter() - t0
             out.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:j - i], fn(st, self.ha, a, q)))
         return {k: np.concatenate([o[n] for o in out]) for n, k in enumerate(SegmentCost._fields)}
+
+    def _kernel_windows(self, st, a0: np.ndarray, p: Placement, group: int) -> dict[str, np.ndarray]:
+        from pipeorgan_jax.cost import segment
+        G = max(1, self.WINDOW_BLOCK * 4 // group)  # windows per call: one compiled shape
+        fn = self.__dict__.setdefault("_kernel_windows_fn", {}).get(group)
+        out: list = []
+        for i in range(0, len(a0), G):
+            j = min(i + G, len(a0))
+            a = np.concatenate([a0[i:j], np.repeat(a0[i:i + 1], G - (j - i))]).astype(np.int32)
+            rows = lambda x: np.concatenate([x[i * group:j * group],
+                                             np.repeat(x[i * group:i * group + group], G - (j - i), 0)])
+            q = Placement(*(rows(np.asarray(f)).reshape((G, group) + f.shape[1:]) for f in p.fields()))
+            if fn is None:
+                t0 = time.perf_counter()
+                fn = self._kernel_windows_fn[group] = segment.kernel_windows.lower(st, self.ha, a, q).compile()
+                self.compile_seconds += time.perf_counter() - t0
+            c = fn(st, self.ha, a, q)
+            out.append({k: np.asarray(v)[:j - i].reshape((-1,) + v.shape[2:])
+                        for k, v in c._asdict().items() if k.startswith("seg_")})
+        return {k: np.concatenate([o[k] for o in out]) for k in out[0]}

@@ -71,7 +71,9 @@ def windows(ma: ModelArrays, depth: int) -> ModelArrays:
         rows.append(dict(
             per_layer, in_src=in_src.astype(np.int32), in_eidx=in_eidx.astype(np.int32),
             out_eidx=out.astype(np.int32),
-            e_src=pad_e(src, -1), e_dst=pad_e(dst, 0), e_bytes=pad_e(ma.e_bytes[eg], 0),
+            # padding edges: no bytes, in no layer's slots (so they reach no sum or maximum),
+            # from layer 0 to layer 0 (an index every table lookup of an edge can take)
+            e_src=pad_e(src, 0), e_dst=pad_e(dst, 0), e_bytes=pad_e(ma.e_bytes[eg], 0),
             t_prod=t_prod, t_last=t_last, t_first=t_first, t_bytes=t_bytes,
             chain_e=chain, skip_e=skip, in_slots=slots(in_eidx), out_slots=slots(out),
             W_total=np.float32(ma.W[lay].sum()), ops_total=np.float32(ma.ops[lay].sum()),
@@ -110,6 +112,19 @@ def score_windows(stack: ModelArrays, ha: HwArrays, a0, p: Placement, chunk: int
         return window_records(mw, ha, q)
 
     return chunked_vmap(one, (a0, p), chunk)
+
+
+@jax.jit
+def kernel_windows(stack: ModelArrays, ha: HwArrays, a0, p: Placement):
+    """The fused kernel (cost/kernel.py) on runs of rows of one window each: a0 [G], p
+    fields [G, B, D]; the windows' Cost, [G, B, ...]."""
+    from pipeorgan_jax.cost import kernel
+
+    def one(args):
+        a, q = args
+        return kernel.score(jax.tree_util.tree_map(lambda x: x[a], stack), ha, q)
+
+    return jax.lax.map(one, (a0, p))
 
 
 def segment_row(n_layers: int, window: int, first: int, depth: int):
