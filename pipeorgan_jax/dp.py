@@ -153,7 +153,7 @@ class Candidates:
         self.D = min(prob.space.max_depth, prob.n_units, self.W)
         self.best: dict[tuple[int, int], tuple[float, float, float, tuple]] = {}
 
-    def harvest(self, rows: _Rows, p: Placement, rec: dict):
+    def harvest(self, rows: _Rows, p: Placement, rec: dict, count_rows: bool = True):
         """Keep each segment's best inner choice among the rows' evaluations of it."""
         prob, ha, best = self.prob, self.prob.scorer.ha, self.best
         k, s, d, a = rows.segs.T
@@ -181,7 +181,8 @@ class Candidates:
         with np.errstate(over="ignore"):
             cs = np.concatenate([np.zeros((n, B, 1), np.uint64), np.cumsum(words, 2, dtype=np.uint64)], 2)
             h = cs[k, :, s + d] - cs[k, :, s] + mix(a * 1_000_003 + a + d - 1 + (1 << 40))[:, None]
-        prob.tally.rows += len(p.seg_end)
+        if count_rows:
+            prob.tally.rows += len(p.seg_end)
         prob.tally.add_segments(h)
 
     def score(self, rows: _Rows, fields):
@@ -191,20 +192,30 @@ class Candidates:
         self.prob.step()
 
     def add_seeds(self, seeds):
-        """Score seed placements whole, and each of their segments as a candidate."""
+        """Score seed placements whole, and each of their segments as a candidate: read off
+        the whole placement's cost where the kernel scored it, else from window rows (one
+        per segment, all of a seed's in one batch)."""
         L, W = self.L, self.W
         for sp in seeds or []:
             sp = sp.numpy()
-            self.prob.score(Placement(*(np.asarray(f)[None] for f in sp.fields())), by_segments=True)
+            one = Placement(*(np.asarray(f)[None] for f in sp.fields()))
+            _, c = self.prob.score(one, by_segments=True)
             ends = np.flatnonzero(sp.seg_end)
             starts = np.concatenate([[0], ends[:-1] + 1])
-            for a, b in zip(starts, ends):
-                if b - a + 1 > W:
-                    continue
-                a0, se = segment_row(L, W, int(a), int(b - a + 1))
-                rows = _Rows(self.prob, np.asarray([a0], np.int32), se[None],
-                             np.asarray([[0, a - a0, b - a + 1, a]], np.int64), 1)
-                self.score(rows, [np.asarray(f)[None, a0:a0 + W] for f in sp.fields()[1:]])
+            keep = ends - starts + 1 <= W
+            starts, ends = starts[keep], ends[keep]
+            if self.prob.scorer.resolved_backend == "kernel":
+                rows = _Rows(self.prob, np.zeros(1, np.int32), one.seg_end,
+                             np.stack([np.zeros_like(starts), starts, ends - starts + 1, starts], 1), 1)
+                self.harvest(rows, one, c, count_rows=False)  # prob.score counted it
+                continue
+            placed = [segment_row(L, W, int(a), int(b - a + 1)) for a, b in zip(starts, ends)]
+            a0 = np.asarray([x[0] for x in placed], np.int32)
+            rows = _Rows(self.prob, a0, np.stack([x[1] for x in placed]),
+                         np.stack([np.arange(len(a0)), starts - a0, ends - starts + 1, starts], 1), 1)
+            p = rows.placement([np.stack([np.asarray(f)[a:a + W] for a in a0]) for f in sp.fields()[1:]])
+            self.harvest(rows, p, self.prob.scorer.score_windows(a0, p))
+            self.prob.step()
 
     def solve(self) -> Placement:
         """The boundaries minimizing the sum of segment values, each segment its best choice;
