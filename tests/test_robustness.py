@@ -163,7 +163,11 @@ def _interrupt(tmp_path, sig, after_first_model: bool):
     env = dict(os.environ)
     args = ["+workload=custom", "workload.models=[KD_res8_narrow,AS_ED_TCN,GE_FBNet_C]",
             "hardware=small", "progress=false", "plots=false", "reference_check=false",
-            "search.dp_rounds=1", f"hydra.run.dir={run}"]
+            "search.dp_rounds=1", f"hydra.run.dir={run}",
+            # XLA's path, whose compilation takes seconds (the fused kernel's needs none and
+            # the run could end before the signal): the signal lands mid-compile, where
+            # Python's default unwinding crashed
+            "backend=xla"]
     # A non-interactive shell starts background jobs with SIGINT ignored, and an ignored
     # signal stays ignored (by design): reset it in the child before the app starts.
     boot = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
