@@ -52,13 +52,15 @@ def _library_paths() -> list[Path]:
     shadows the installed package, as the tests run from the repository root)."""
     name = "_kernel" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
     out = [Path(__file__).with_name(name)]
-    try:
-        for f in importlib.metadata.files("pipeorgan_jax") or ():
+    # every distribution of the package on the path: `pip install .` leaves a build's
+    # pipeorgan_jax.egg-info in the checkout, which shadows the installed one's record
+    for dist in importlib.metadata.distributions(name="pipeorgan_jax"):
+        for f in dist.files or ():
             if f.name == name and f.parent.name == "cost":
                 out.append(Path(f.locate()).resolve())
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    return out
+    for key in ("platlib", "purelib"):  # this interpreter's site-packages
+        out.append(Path(sysconfig.get_paths()[key]) / "pipeorgan_jax" / "cost" / name)
+    return list(dict.fromkeys(out))
 
 
 @functools.lru_cache(maxsize=1)
