@@ -134,3 +134,32 @@ def test_a_cost_does_not_depend_on_its_batch():
         assert np.array_equal(np.asarray(getattr(c16, k))[0], np.asarray(getattr(c1, k))[0]), k
     for k in ("latency_cycles", "seg_latency", "energy_pj"):  # a rounding apart, not a ceil
         assert _close(np.asarray(getattr(c16, k))[0], np.asarray(getattr(c1, k))[0]), k
+
+
+@pytest.mark.parametrize("depth", [1, 2, 6])
+def test_kernel_windows_equal_the_xla_combine_on_windows(depth):
+    """dp's window rows through the fused kernel (segment.kernel_windows) give the XLA
+    combine's cost of the same windows, padding edges included (a window with fewer edges
+    than the widest one; depth 1: no layer-to-layer edge at all)."""
+    from pipeorgan_jax.cost import kernel, score_one
+    if not kernel.available():
+        pytest.skip(f"cost kernel: {kernel.load_error()}")
+    m = load_model("GE_FBNet_C")
+    sc = Scorer(m, load_hardware("xrbench_4k"), max_depth=depth)
+    st, W = sc.windows(), sc.window_depth()
+    rng = np.random.default_rng(depth)
+    n_win = st.alive0.shape[0]
+    a0 = rng.integers(0, n_win, 24).astype(np.int32)
+    red_ok = np.asarray([l.reduction_ok for l in m.layers])
+    q = sample(rng, W, 24 * 4, depth)
+    q = Placement(q.seg_end, q.gran, q.org, q.share,
+                  np.where((q.part == 3) & ~red_ok[np.repeat(a0, 4)[:, None] + np.arange(W)], 2, q.part))
+    grouped = Placement(*(np.asarray(f).reshape((24, 4) + f.shape[1:]) for f in q.fields()))
+    got = segment.kernel_windows(st, sc.ha, jnp.asarray(a0), grouped)
+    want = jax.jit(jax.vmap(lambda a, p: score_one(jax.tree_util.tree_map(lambda x: x[a], st), sc.ha, p)))(
+        jnp.asarray(np.repeat(a0, 4)), q)
+    for k in ("latency_cycles", "energy_pj", "seg_latency", "seg_energy", "max_link_bytes"):
+        assert _close(np.asarray(getattr(got, k)).reshape(np.shape(getattr(want, k))), getattr(want, k)), k
+    for k in ("reason", "seg_feasible"):
+        assert np.array_equal(np.asarray(getattr(got, k)).reshape(np.shape(getattr(want, k))),
+                              np.asarray(getattr(want, k))), k

@@ -72,8 +72,9 @@ def windows(ma: ModelArrays, depth: int) -> ModelArrays:
             per_layer, in_src=in_src.astype(np.int32), in_eidx=in_eidx.astype(np.int32),
             out_eidx=out.astype(np.int32),
             # padding edges: no bytes, in no layer's slots (so they reach no sum or maximum),
-            # from layer 0 to layer 0 (an index every table lookup of an edge can take)
-            e_src=pad_e(src, 0), e_dst=pad_e(dst, 0), e_bytes=pad_e(ma.e_bytes[eg], 0),
+            # from outside the window (never intra: their geometry is never computed, which
+            # the kernel relies on; the XLA path's lookups wrap index -1 harmlessly)
+            e_src=pad_e(src, -1), e_dst=pad_e(dst, 0), e_bytes=pad_e(ma.e_bytes[eg], 0),
             t_prod=t_prod, t_last=t_last, t_first=t_first, t_bytes=t_bytes,
             chain_e=chain, skip_e=skip, in_slots=slots(in_eidx), out_slots=slots(out),
             W_total=np.float32(ma.W[lay].sum()), ops_total=np.float32(ma.ops[lay].sum()),
