@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pipeorgan_jax.cost import hw_arrays, model_arrays
+from pipeorgan_jax.dp import best_tiling
 from pipeorgan_jax.hardware import Hardware
 from pipeorgan_jax.hwbatch import score_points, score_points_each
 from pipeorgan_jax.placement import Placement, layer_by_layer, sample
@@ -195,32 +196,7 @@ def dp_points(ms: MultiScorer, space: Space, objective: str, rng: np.random.Gene
                     p = _mutate_around(p, best, seg_end, rng, mutation, H)
                 harvest(p, ms.shared(p), seg_end)
     # boundary DP, every point at once
-    f = np.full((H, L + 1), np.inf)
-    f[:, 0] = 0.0
-    arg = np.zeros((H, L + 1), int)
-    for b in range(1, L + 1):
-        for d in range(1, D + 1):
-            a = b - d
-            if a < 0:
-                break
-            cand = best.get((a, b - 1))
-            if cand is None:
-                continue
-            tot = f[:, a] + cand[0]
-            better = tot < f[:, b]
-            f[:, b] = np.where(better, tot, f[:, b])
-            arg[:, b] = np.where(better, a, arg[:, b])
-    seg_end = np.zeros((H, L), bool)
-    fields = [np.zeros((H, L), np.int32) for _ in range(4)]
-    for h in range(H):
-        b = L
-        while b > 0:
-            a = arg[h, b]
-            seg_end[h, b - 1] = True
-            for fi, v in zip(fields, best[(a, b - 1)][1]):
-                fi[h, a:b] = v[h]
-            b = a
-    res = Placement(seg_end, *fields)
+    res = best_tiling(L, D, best, H)
     c = ms.diagonal(res)
     out = PointsResult(res, c["latency_cycles"].astype(np.float64),
                        c["energy_pj"].astype(np.float64), c["feasible"])

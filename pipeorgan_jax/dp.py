@@ -101,6 +101,39 @@ def segment_plan(n_layers: int, window: int, max_depth: int):
             n_cover)
 
 
+def best_tiling(L: int, D: int, best: dict, H: int = 1) -> Placement:
+    """The DP over segment boundaries: the tiling of L layers into segments of depth <= D
+    minimizing the sum of segment values, each segment its stored best choice. `best` maps
+    (first, last) to (value, fields): value a scalar or [H] (H problems at once, e.g. the
+    points of a co-design sweep), fields 4 arrays (gran, org, share, part), [depth] or
+    [H, depth]. Returns a Placement, [L] fields or [H, L] with H values."""
+    f = np.full((H, L + 1), np.inf)
+    f[:, 0] = 0.0
+    arg = np.zeros((H, L + 1), int)
+    for b in range(1, L + 1):
+        for d in range(1, min(D, b) + 1):
+            cand = best.get((b - d, b - 1))
+            if cand is None:
+                continue
+            tot = f[:, b - d] + cand[0]
+            better = tot < f[:, b]
+            f[:, b] = np.where(better, tot, f[:, b])
+            arg[:, b] = np.where(better, b - d, arg[:, b])
+    if not np.isfinite(f[:, L]).all():
+        raise RuntimeError("dp: the scored segments do not tile the network")
+    seg_end = np.zeros((H, L), bool)
+    fields = [np.zeros((H, L), np.int32) for _ in range(4)]
+    for h in range(H):
+        b = L
+        while b > 0:
+            a = arg[h, b]
+            seg_end[h, b - 1] = True
+            for fi, v in zip(fields, best[(a, b - 1)][1]):
+                fi[h, a:b] = v[h] if np.ndim(v) == 2 else v
+            b = a
+    return Placement(seg_end, *fields)
+
+
 class _Rows:
     """One round's window rows for a block of plan rows, `batch` placements each."""
 
@@ -220,30 +253,7 @@ class Candidates:
     def solve(self) -> Placement:
         """The boundaries minimizing the sum of segment values, each segment its best choice;
         scored whole (by its segments) into the Problem."""
-        L, D, best = self.L, self.D, self.best
-        f = np.full(L + 1, np.inf)
-        f[0] = 0.0
-        arg = np.zeros(L + 1, int)
-        for b in range(1, L + 1):
-            for d in range(1, D + 1):
-                a = b - d
-                if a < 0:
-                    break
-                cand = best.get((a, b - 1))
-                if cand is not None and f[a] + cand[0] < f[b]:
-                    f[b], arg[b] = f[a] + cand[0], a
-        if not np.isfinite(f[L]):
-            raise RuntimeError("dp: the scored segments do not tile the network")
-        seg_end = np.zeros(L, bool)
-        out = [np.zeros(L, np.int32) for _ in range(4)]
-        b = L
-        while b > 0:
-            a = arg[b]
-            seg_end[b - 1] = True
-            for fi, v in zip(out, best[(a, b - 1)][3]):
-                fi[a:b] = v
-            b = a
-        p = Placement(seg_end, *out)
+        p = best_tiling(self.L, self.D, {k: (v[0], v[3]) for k, v in self.best.items()})[0]
         self.prob.score(Placement(*(x[None] for x in p.fields())), by_segments=True)
         return p
 
@@ -272,7 +282,7 @@ def dp(prob, batch_size: int = 256, rounds: int = 2, budget_s: float = 0.0,
     cands.add_seeds(seed_placements)
     a0, seg_end, segs, n_cover = segment_plan(cands.L, cands.W, cands.D)
     D = cands.D
-    small = {d: prob.space.enumerate_inner(d) for d in range(1, D + 1)
+    small = {d: _enumerated_rows(prob.space, d, batch_size) for d in range(1, D + 1)
              if prob.space.inner_choices(d) <= batch_size}
     block = max(1, prob.scorer.WINDOW_BLOCK * 4 // batch_size)  # plan rows per call
     # after round 0, rows whose segments were all enumerated have nothing left to find
@@ -290,13 +300,8 @@ def dp(prob, batch_size: int = 256, rounds: int = 2, budget_s: float = 0.0,
                 sl = (slice(k * B, (k + 1) * B), slice(s, s + d))
                 got = cands.best.get((int(a), int(a + d - 1)))
                 if r == 0 and d in small:  # every inner choice (repeated to fill the batch)
-                    ch = small[d]
-                    idx = np.arange(B) % len(ch)
-                    fields[0][sl] = np.asarray([ch[i][0] for i in idx])[:, None]
-                    fields[1][sl] = np.asarray([ch[i][1] for i in idx])[:, None]
-                    fields[2][sl] = np.asarray([ch[i][2][-d:] if len(ch[i][2]) >= d else (ch[i][2][0],) * d
-                                                for i in idx])
-                    fields[3][sl] = np.asarray([ch[i][3] for i in idx])
+                    for f, v in zip(fields, small[d]):
+                        f[sl] = v
                 elif r > 0 and got is not None and d in small:  # known exhaustively
                     for f, bf in zip(fields, got[3]):
                         f[sl] = bf[None, :]
@@ -307,6 +312,16 @@ def dp(prob, batch_size: int = 256, rounds: int = 2, budget_s: float = 0.0,
             cands.score(rows, fields)
     cands.solve()
     return prob.result("dp")
+
+
+def _enumerated_rows(space, d: int, batch: int) -> list[np.ndarray]:
+    """Every inner choice of a depth-d segment, repeated to fill `batch` rows: gran, org,
+    share, part as [batch, d] arrays."""
+    ch = space.enumerate_inner(d)
+    idx = np.arange(batch) % len(ch)
+    return [np.asarray([[ch[i][0]] * d for i in idx]), np.asarray([[ch[i][1]] * d for i in idx]),
+            np.asarray([ch[i][2][-d:] if len(ch[i][2]) >= d else (ch[i][2][0],) * d for i in idx]),
+            np.asarray([ch[i][3] for i in idx])]
 
 
 def plan_rows(prob, a0, seg_end, segs, sel, batch: int) -> _Rows:
