@@ -1,9 +1,12 @@
 """Search quality at equal wall time (issue 13, part 4): on each model, dp first (the
 project's default dp settings), then every other strategy from scratch with dp's search
 seconds as its budget, and again with 4x that budget; best latency / dp's, as a table.
-`dp+gradient` runs dp and then gradient from dp's result inside the same budget; gradient
-and dp+gradient always finish the rows that tile the network (dp.segment_plan's cover), so
-at a small budget they may overrun it: their search seconds are printed.
+`dp+gradient` runs dp and then gradient from dp's result inside the same budget. The
+stochastic strategies run on dp's window rows (search.decompose, the default: segmentwise.py,
+32 proposals per row and generation); `evolutionary:whole` and `annealing:whole` run them on
+whole placements (--batch per step) for comparison. Every segment-scoring strategy always
+finishes the rows that tile the network (dp.segment_plan's cover), so at a small budget it
+may overrun it: search seconds are printed, with segment evaluations.
 
     python benchmarks/search_quality.py                      # all 11 XR-bench models
     python benchmarks/search_quality.py --models KD_res8_narrow GE_FBNet_C --factors 1 4
@@ -38,7 +41,8 @@ from pipeorgan_jax.loading import load_model  # noqa: E402
 XR_BENCH = ["KD_res8_narrow", "AS_ED_TCN", "GE_FBNet_C", "ES_RITNet", "DR_RGBd_200",
             "DE_midas_v21_small", "OD_D2go_FasterRCNN", "ASR_EM_24L", "HT_hand_graph_cnn_half",
             "PD_Plane_RCNN_Quarter", "SS_HRViT_b1"]
-STRATEGIES = ("gradient", "dp+gradient", "random", "evolutionary", "annealing", "reinforce", "es")
+STRATEGIES = ("gradient", "dp+gradient", "random", "evolutionary", "annealing", "reinforce", "es",
+              "evolutionary:whole", "annealing:whole")
 # the stochastic strategies' step size for reinforce (tuned in issue 13); gradient's own default
 LEARNING_RATE = {"reinforce": 0.3}
 
@@ -64,7 +68,13 @@ def main(argv=None) -> int:
     space = baseline_spaces(d.max_depth)["flexible"]
     cfg = SimpleNamespace(**{**vars(d), "batch_size": args.batch, "iterations": 10 ** 6,
                              "restarts": 8, "time_budget_s": 0.0})
-    with_lr = lambda c, s: SimpleNamespace(**{**vars(c), "learning_rate": LEARNING_RATE.get(s, d.learning_rate)})
+    # "<strategy>:whole": the strategy on whole placements (search.decompose=false);
+    # "gradient:screen": gradient's screening alone (no descent), an ablation
+    with_lr = lambda c, s: SimpleNamespace(**{
+        **vars(c), "learning_rate": LEARNING_RATE.get(s.split(":")[0], d.learning_rate),
+        "decompose": not s.endswith(":whole"),
+        **({"gradient_steps": 0} if s.endswith(":screen") else {})})
+    base_name = lambda s: s.split(":")[0]
     key = {"latency": "latency_cycles", "energy": "energy_pj", "edp": "edp"}[args.objective]
     print(f"hardware={hw.name} space={space.name} objective={args.objective} batch={args.batch} "
           f"dp: max_depth={d.max_depth} dp_batch_size={d.dp_batch_size} dp_rounds={d.dp_rounds} "
@@ -75,7 +85,7 @@ def main(argv=None) -> int:
         scorer = Scorer(model, hw, max_depth=d.max_depth)
         t = time.perf_counter()
         for s in ["dp"] + args.strategies:  # compile every shape and jitted step
-            run_strategy(s, Problem(scorer, args.objective, space, seed=args.seed),
+            run_strategy(base_name(s), Problem(scorer, args.objective, space, seed=args.seed),
                          with_lr(SimpleNamespace(**{**vars(cfg), "iterations": 2, "dp_rounds": 1,
                                                     "time_budget_s": 1e-9 if "gradient" in s else 0.0}), s))
         compile_s = time.perf_counter() - t
@@ -89,12 +99,14 @@ def main(argv=None) -> int:
         for f in args.factors:
             for s in args.strategies:
                 c = with_lr(SimpleNamespace(**{**vars(cfg), "time_budget_s": f * budget}), s)
-                q = run_strategy(s, Problem(scorer, args.objective, space, seed=args.seed), c)
+                q = run_strategy(base_name(s), Problem(scorer, args.objective, space, seed=args.seed), c)
                 ratio = q.history[-1][2] / opt  # penalized objective: infeasible counts 1000x
                 row["ratios"][f"{s}@{f:g}x"] = ratio
                 row["scored"][f"{s}@{f:g}x"] = q.placements_scored
-                print(f"  {s:13s} {f:g}x: ratio {ratio:8.3f}  scored {q.placements_scored:8d}  "
-                      f"{q.seconds:6.1f}s", flush=True)
+                row.setdefault("segments", {})[f"{s}@{f:g}x"] = q.segment_evaluations
+                row.setdefault("seconds", {})[f"{s}@{f:g}x"] = q.seconds
+                print(f"  {s:18s} {f:g}x: ratio {ratio:8.3f}  scored {q.placements_scored:8d}  "
+                      f"segments {q.segment_evaluations:9d}  {q.seconds:6.1f}s", flush=True)
         rows.append(row)
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=1))

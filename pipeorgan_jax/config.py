@@ -130,6 +130,11 @@ class SearchConfig:
     # stochastic strategies: population / chains / samples per step, and steps
     batch_size: int = 1024
     iterations: int = 40
+    # random / evolutionary / annealing / reinforce / es: run on dp's window rows, one
+    # instance per row with row_batch_size proposals per step, boundaries by dp's DP
+    # (segmentwise.py); false: on whole placements, batch_size per step
+    decompose: bool = True
+    row_batch_size: int = 32
     # Wall-clock cap in seconds per model and strategy (0 = none).
     time_budget_s: float = 0.0
     # evolutionary / annealing
@@ -145,6 +150,9 @@ class SearchConfig:
     gradient_t_start: float = 1.0
     gradient_t_end: float = 0.05
     gradient_round_every: int = 20
+    # gradient from scratch: random inner choices scored exactly per window row first; each
+    # row's `restarts` best are the descent's starting points (0: random logits)
+    gradient_screen: int = 64
     gumbel_tau: float = 1.0
     # es: the evosax algorithm (SNES, Sep_CMA_ES, Open_ES, ...) and its initial std
     es_algorithm: str = "SNES"

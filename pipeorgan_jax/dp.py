@@ -186,9 +186,11 @@ class Candidates:
         self.D = min(prob.space.max_depth, prob.n_units, self.W)
         self.best: dict[tuple[int, int], tuple[float, float, float, tuple]] = {}
 
-    def harvest(self, rows: _Rows, p: Placement, rec: dict, count_rows: bool = True):
-        """Keep each segment's best inner choice among the rows' evaluations of it."""
-        prob, ha, best = self.prob, self.prob.scorer.ha, self.best
+    def values(self, rows: _Rows, rec: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(value, latency, energy, infeasible), each [S, B]: every segment of the rows
+        (rows.segs) in every one of the rows' B placements, with its own GLB spill; value
+        unpenalized."""
+        prob, ha = self.prob, self.prob.scorer.ha
         k, s, d, a = rows.segs.T
         n, B, Wd = len(rows.a0), rows.B, rows.seg_end.shape[1]
         at = lambda name: rec[name].reshape(n, B, Wd)[k, :, s].astype(np.float64)  # [S, B]
@@ -201,6 +203,15 @@ class Candidates:
                                      "energy_glb_pj", "energy_dram_pj")) + spill * float(ha.e_dram)
             bad = sum(rec[f].reshape(n, B, Wd)[k, :, s] for f in ("too_deep", "no_fit", "bad_red")) > 0
         v = lat if prob.objective == "latency" else en if prob.objective == "energy" else lat + (self.lam or 0.0) * en
+        return v, lat, en, bad
+
+    def harvest(self, rows: _Rows, p: Placement, rec: dict, count_rows: bool = True, values=None):
+        """Keep each segment's best inner choice among the rows' evaluations of it (values:
+        `values(rows, rec)` where the caller has them already)."""
+        prob, best = self.prob, self.best
+        k, s, d, a = rows.segs.T
+        n, B, Wd = len(rows.a0), rows.B, rows.seg_end.shape[1]
+        v, lat, en, bad = self.values(rows, rec) if values is None else values
         v = np.where(bad, v * INFEASIBLE_PENALTY, v)
         pick = np.argmin(v, axis=1)
         fields = [np.asarray(f).reshape(n, B, Wd) for f in p.fields()[1:]]
@@ -219,10 +230,13 @@ class Candidates:
         prob.tally.add_segments(h)
 
     def score(self, rows: _Rows, fields):
-        """Score window rows exactly and harvest them."""
+        """Score window rows exactly and harvest them; their `values`."""
         p = rows.placement(fields)
-        self.harvest(rows, p, self.prob.scorer.score_windows(np.repeat(rows.a0, rows.B), p, group=rows.B))
+        rec = self.prob.scorer.score_windows(np.repeat(rows.a0, rows.B), p, group=rows.B)
+        vals = self.values(rows, rec)
+        self.harvest(rows, p, rec, values=vals)
         self.prob.step()
+        return vals
 
     def add_seeds(self, seeds):
         """Score seed placements whole, and each of their segments as a candidate: read off

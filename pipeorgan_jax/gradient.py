@@ -27,7 +27,8 @@ import numpy as np
 import optax
 
 from pipeorgan_jax.cost import relaxed
-from pipeorgan_jax.dp import Candidates, edp_scale, plan_rows, segment_plan
+from pipeorgan_jax.dp import Candidates, best_tiling, edp_scale, plan_rows, segment_plan
+from pipeorgan_jax.objective import INFEASIBLE_PENALTY
 from pipeorgan_jax.placement import Placement
 
 SRAM_WEIGHT = 1.0  # loss per unit of PE SRAM overflow (sram_excess / PE SRAM): steers to fit
@@ -63,22 +64,62 @@ def descend(stack, ha, a0, seg_end, soft, temps, lam, steps: int, objective: str
     return soft
 
 
+def _screen(prob, cands: Candidates, plan, samples: int, keep: int, budget_s: float):
+    """Score `samples` random inner choices of every plan row exactly (harvested as
+    candidates); each row's `keep` best, as fields (gran, org, share, part) [P, keep, W]
+    (rows the budget cut: their first sample repeated), and which rows were screened."""
+    a0, seg_end, segs, n_cover = plan
+    P, W = seg_end.shape
+    out = [np.zeros((P, keep, W), np.int32) for _ in range(4)]
+    done = np.zeros(P, bool)
+    blk = max(1, prob.scorer.WINDOW_BLOCK * 4 // samples)
+    for lo in range(0, P, blk):
+        if prob.out_of_time(budget_s) and lo >= n_cover:
+            break
+        sel = np.arange(lo, min(lo + blk, P))
+        rows = plan_rows(prob, a0, seg_end, segs, sel, samples)
+        fields = rows.random(prob)
+        v, _, _, bad = cands.score(rows, fields)
+        row_v = np.zeros((len(sel), samples))
+        np.add.at(row_v, rows.segs[:, 0], np.where(bad, v * INFEASIBLE_PENALTY, v))
+        top = np.argsort(row_v, 1, kind="stable")[:, :keep]
+        for o, f in zip(out, fields):
+            o[sel] = f.reshape(len(sel), samples, W)[np.arange(len(sel))[:, None], top]
+        done[sel] = True
+    return out, done
+
+
+def _path_first(cands: Candidates, plan) -> np.ndarray:
+    """Plan rows in the order to refine them: those holding a segment of the DP's current best
+    tiling first (the segments the placement is made of), then the rest."""
+    a0, seg_end, segs, _ = plan
+    p = best_tiling(cands.L, cands.D, {k: (v[0], v[3]) for k, v in cands.best.items()})
+    ends = np.flatnonzero(p.seg_end[0])
+    on = set(zip(np.concatenate([[0], ends[:-1] + 1]).tolist(), ends.tolist()))
+    hot = np.zeros(len(a0), bool)
+    for k, _, d, a in segs:
+        hot[k] |= (int(a), int(a + d - 1)) in on
+    return np.concatenate([np.flatnonzero(hot), np.flatnonzero(~hot)])
+
+
 def gradient(prob, restarts: int = 8, steps: int = 60, learning_rate: float = 0.1,
              t_start: float = 1.0, t_end: float = 0.05, round_every: int = 20,
              budget_s: float = 0.0, seed_placements: Optional[list[Placement]] = None,
-             lam: Optional[float] = None, block_rows: int = 64):
+             lam: Optional[float] = None, block_rows: int = 64, screen: int = 64):
     """Relaxed-gradient search (module docstring) on a search.Problem; its SearchResult."""
     if prob.objective == "edp" and lam is None:
         scale = edp_scale(prob, seed_placements)
         for f in (0.25, 1.0, 4.0):
-            gradient(prob, restarts, steps, learning_rate, t_start, t_end, round_every, budget_s,
-                     seed_placements, scale * f, block_rows)
+            gradient(prob, restarts, steps, learning_rate, t_start, t_end, round_every,
+                     budget_s / 3 if budget_s else 0.0, seed_placements, scale * f, block_rows,
+                     screen)
         return prob.result("gradient")
     sc = prob.scorer
     cands = Candidates(prob, lam)
     cands.add_seeds(seed_placements)
     L, W = cands.L, cands.W
-    a0, seg_end, segs, n_cover = segment_plan(L, W, cands.D)
+    plan = segment_plan(L, W, cands.D)
+    a0, seg_end, segs, n_cover = plan
     stack = sc.windows()
     R = max(1, int(restarts))
     chunk = max(1, min(int(round_every), int(steps)))
@@ -86,19 +127,27 @@ def gradient(prob, restarts: int = 8, steps: int = 60, learning_rate: float = 0.
     seeds = [s.numpy() for s in seed_placements or []]
     key = jax.random.PRNGKey(prob.seed)
     red_ok = np.asarray(prob.red_ok)
-    for lo in range(0, len(a0), block_rows):
-        if prob.out_of_time(budget_s) and lo >= n_cover:
+    order, starts = np.arange(len(a0)), None
+    if screen > 0 and not seeds:  # from scratch: start from each row's best random samples
+        starts, screened = _screen(prob, cands, plan, max(int(screen), R), R, budget_s)
+        order = _path_first(cands, plan)
+        order = order[screened[order]]
+    for lo in range(0, len(order), block_rows):
+        if prob.out_of_time(budget_s) and (starts is not None or lo >= n_cover):
             break
-        sel = np.arange(lo, min(lo + block_rows, len(a0)))
+        sel = order[lo:lo + block_rows]
         n = len(sel)
         pad = np.concatenate([sel, np.full(block_rows - n, sel[0])])  # one compiled shape
         rows = plan_rows(prob, a0, seg_end, segs, sel, R)
         A = np.repeat(a0[pad], R).astype(np.int32)
         E = np.repeat(seg_end[pad], R, 0)
-        key, k = jax.random.split(key)
-        soft = jax.vmap(lambda kk: relaxed.uniform(W, kk, 1.0))(jax.random.split(k, len(A)))
+        glob = np.minimum(a0[pad][:, None] + np.arange(W), L - 1)
+        if starts is not None:  # restart r of each row from its r-th best screened sample
+            soft = relaxed.one_hot(Placement(E, *(f[pad].reshape(-1, W) for f in starts)))
+        else:
+            key, k = jax.random.split(key)
+            soft = jax.vmap(lambda kk: relaxed.uniform(W, kk, 1.0))(jax.random.split(k, len(A)))
         if seeds:  # restart 0 of each row from the seed's choices in its window
-            glob = np.minimum(a0[pad][:, None] + np.arange(W), L - 1)
             oh = relaxed.one_hot(Placement(*(np.asarray(f)[glob] for f in seeds[0].fields())))
             soft = jax.tree_util.tree_map(
                 lambda s, o: s.reshape((block_rows, R) + s.shape[1:]).at[:, 0].set(o).reshape(s.shape),
@@ -114,10 +163,10 @@ def gradient(prob, restarts: int = 8, steps: int = 60, learning_rate: float = 0.
                 compiled[ck] = descend.lower(*args, **static).compile()
                 prob.note_compile(time.perf_counter() - t0)
             soft = compiled[ck](*args)
-            p = relaxed.round(soft, E, np.repeat(red_ok[np.minimum(a0[pad][:, None] + np.arange(W), L - 1)], R, 0))
+            p = relaxed.round(soft, E, np.repeat(red_ok[glob], R, 0))
             fields = [np.asarray(f)[:n * R] for f in p.fields()[1:]]
             cands.score(rows, fields)
-            if prob.out_of_time(budget_s) and lo + block_rows >= n_cover:
+            if prob.out_of_time(budget_s) and (starts is not None or lo + block_rows >= n_cover):
                 break
     cands.solve()
     return prob.result("gradient")

@@ -26,6 +26,7 @@ from pipeorgan_jax.dp import dp, enumerated, tiling  # noqa: F401 (dp's home; re
 from pipeorgan_jax.driver import drive
 from pipeorgan_jax.gradient import gradient
 from pipeorgan_jax.objective import INFEASIBLE_PENALTY, OBJECTIVES  # noqa: F401 (re-exported)
+from pipeorgan_jax.segmentwise import drive_segments
 from pipeorgan_jax.placement import GRAN_ROWS, MAX_SHARE, Placement, sample
 
 
@@ -219,8 +220,11 @@ def run_strategy(name, prob: Problem, cfg=None, seed_placements=None) -> SearchR
         r = gradient(prob, int(get("restarts", 8)), int(get("gradient_steps", 60)),
                      float(get("learning_rate", 0.1)), float(get("gradient_t_start", 1.0)),
                      float(get("gradient_t_end", 0.05)), int(get("gradient_round_every", 20)),
-                     budget, seed_placements)
+                     budget, seed_placements, screen=int(get("gradient_screen", 64)))
         r.strategy = name
         return r
     strategy, iterations = strategies.make(name, cfg)
+    if get("decompose", True) and getattr(strategy, "jittable", True):
+        return drive_segments(strategy, prob, iterations, float(budget or 0.0), seed_placements,
+                              int(get("row_batch_size", 32)))
     return drive(strategy, prob, iterations, float(budget or 0.0), seed_placements)

@@ -104,6 +104,8 @@ SEARCH: dict[str, Range] = {
     "gradient_t_start": POS,
     "gradient_t_end": POS,
     "gradient_round_every": POS_INT,
+    "gradient_screen": NONNEG_INT,  # 0 = start from random logits
+    "row_batch_size": Range(lo=2, integer=True),
     "max_space": POS_INT,
     "es_sigma": POS,
     "pareto_points": Range(lo=2, integer=True),
