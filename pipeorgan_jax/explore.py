@@ -336,11 +336,12 @@ def _finish(doc: dict) -> None:
 
 
 def _expected_batches(strategy: str, s, space, n_units: int) -> int | None:
-    """About how many batches a search scores (the progress bar's length): dp scores one per
-    depth and offset per round, a stochastic strategy one per iteration."""
-    if strategy == "dp":  # about one call per 4 x WINDOW_BLOCK window rows per round
-        return None
-    if strategy in ("random", "evolutionary", "annealing", "reinforce", "es"):
+    """About how many batches a search scores (the progress bar's length): a stochastic
+    strategy on whole placements one per iteration; unknown (None) for those that score
+    segments (dp, gradient, the decomposed strategies: calls per generation depend on the
+    plan's rows)."""
+    if strategy in ("random", "evolutionary", "annealing", "reinforce", "es") \
+            and not getattr(s, "decompose", True):
         return s.iterations
     return None
 
