@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeorgan_jax.cost.segment import segment_row
 from pipeorgan_jax.counting import layer_words, mix
+from pipeorgan_jax import objective as objectives
 from pipeorgan_jax.objective import INFEASIBLE_PENALTY
 from pipeorgan_jax.placement import MAX_SHARE, Placement, repair_parts
 
@@ -202,7 +203,8 @@ class Candidates:
             en = sum(at(f) for f in ("energy_mac_pj", "energy_pe_sram_pj", "energy_noc_pj",
                                      "energy_glb_pj", "energy_dram_pj")) + spill * float(ha.e_dram)
             bad = sum(rec[f].reshape(n, B, Wd)[k, :, s] for f in ("too_deep", "no_fit", "bad_red")) > 0
-        v = lat if prob.objective == "latency" else en if prob.objective == "energy" else lat + (self.lam or 0.0) * en
+        w = objectives.log_weights(prob.objective)  # (1, 0): latency; (0, 1): energy
+        v = lat if w[1] == 0 else en if w[0] == 0 else lat + (self.lam or 0.0) * en
         return v, lat, en, bad
 
     def harvest(self, rows: _Rows, p: Placement, rec: dict, count_rows: bool = True, values=None):
@@ -272,11 +274,32 @@ class Candidates:
         return p
 
 
-def edp_scale(prob, seed_placements) -> float:
-    """latency / energy of the first seed (1e-4 without one): EDP's scalarizations use
-    lam = this x (0.25, 1, 4)."""
+def scalarizations(prob, seed_placements) -> Optional[list[float]]:
+    """The weights lam of `latency + lam * energy` that stand in for a non-additive objective
+    (each segment-scoring search runs once per lam and the Problem keeps the best whole
+    placement; None for latency or energy, which are additive). r = latency / energy of the
+    first seed (1e-4 without one). EDP: lam = r x (0.25, 1, 4). weighted:a (latency^(1-a) x
+    energy^a): its tangent at the seed, a / (1 - a) x r, x (0.5, 1, 2)."""
+    a = objectives.energy_weight(prob.objective)
+    if prob.objective != "edp" and (a is None or a <= 0 or a >= 1):
+        return None
     lb = prob.score(seed_placements[0], by_segments=True)[1] if seed_placements else None
-    return (float(lb["latency_cycles"][0]) / float(lb["energy_pj"][0])) if lb else 1e-4
+    r = float(lb["latency_cycles"][0]) / float(lb["energy_pj"][0]) if lb else 1e-4
+    if prob.objective == "edp":
+        return [r * f for f in (0.25, 1.0, 4.0)]
+    return [a / (1 - a) * r * f for f in (0.5, 1.0, 2.0)]
+
+
+def per_scalarization(search, prob, seed_placements, lam, budget_s: float) -> bool:
+    """Run `search(lam, budget_s)` once per scalarization (lam None: `scalarizations`), the
+    i-th of n within a cumulative i/n of the budget (a Problem's elapsed time counts from
+    its start). False, running nothing, where the objective is additive or lam is given."""
+    lams = scalarizations(prob, seed_placements) if lam is None else None
+    if not lams:
+        return False
+    for i, x in enumerate(lams):
+        search(x, budget_s * (i + 1) / len(lams) if budget_s else 0.0)
+    return True
 
 
 def dp(prob, batch_size: int = 256, rounds: int = 2, budget_s: float = 0.0,
@@ -285,11 +308,8 @@ def dp(prob, batch_size: int = 256, rounds: int = 2, budget_s: float = 0.0,
     """Dynamic programming over segment boundaries (module docstring) on a search.Problem;
     returns its SearchResult. Seed placements (e.g. a baseline's best) add their segments as
     candidates, so the result is never worse than a seed on an additive objective."""
-    if prob.objective == "edp" and lam is None:
-        # EDP is not additive: try a few scalarizations and keep the best whole placement.
-        scale = edp_scale(prob, seed_placements)
-        for f in (0.25, 1.0, 4.0):
-            dp(prob, batch_size, rounds, budget_s, seed_placements, lam=scale * f)
+    if per_scalarization(lambda x, b: dp(prob, batch_size, rounds, b, seed_placements, x, mutation),
+                         prob, seed_placements, lam, budget_s):
         return prob.result("dp")
 
     cands = Candidates(prob, lam)

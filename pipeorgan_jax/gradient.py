@@ -27,8 +27,8 @@ import numpy as np
 import optax
 
 from pipeorgan_jax.cost import relaxed
-from pipeorgan_jax.dp import Candidates, best_tiling, edp_scale, plan_rows, segment_plan
-from pipeorgan_jax.objective import INFEASIBLE_PENALTY
+from pipeorgan_jax.dp import Candidates, best_tiling, per_scalarization, plan_rows, segment_plan
+from pipeorgan_jax.objective import INFEASIBLE_PENALTY, log_weights
 from pipeorgan_jax.placement import Placement
 
 SRAM_WEIGHT = 1.0  # loss per unit of PE SRAM overflow (sram_excess / PE SRAM): steers to fit
@@ -41,7 +41,8 @@ def _loss(stack, ha, a0, seg_end, soft, temperature, lam, objective: str):
     first = jnp.concatenate([jnp.ones(1, bool), seg_end[:-1]])
     lat = jnp.where(first, rc.cost.seg_latency, 0.0).sum()
     en = jnp.where(first, rc.cost.seg_energy, 0.0).sum()
-    v = {"latency": lat, "energy": en}.get(objective, lat + lam * en)
+    w = log_weights(objective)  # (1, 0): latency; (0, 1): energy; else the scalarization
+    v = lat if w[1] == 0 else en if w[0] == 0 else lat + lam * en
     return jnp.log(v) + SRAM_WEIGHT * rc.sram_excess
 
 
@@ -107,12 +108,9 @@ def gradient(prob, restarts: int = 8, steps: int = 60, learning_rate: float = 0.
              budget_s: float = 0.0, seed_placements: Optional[list[Placement]] = None,
              lam: Optional[float] = None, block_rows: int = 64, screen: int = 64):
     """Relaxed-gradient search (module docstring) on a search.Problem; its SearchResult."""
-    if prob.objective == "edp" and lam is None:
-        scale = edp_scale(prob, seed_placements)
-        for f in (0.25, 1.0, 4.0):
-            gradient(prob, restarts, steps, learning_rate, t_start, t_end, round_every,
-                     budget_s / 3 if budget_s else 0.0, seed_placements, scale * f, block_rows,
-                     screen)
+    if per_scalarization(lambda x, b: gradient(prob, restarts, steps, learning_rate, t_start, t_end,
+                                               round_every, b, seed_placements, x, block_rows, screen),
+                         prob, seed_placements, lam, budget_s):
         return prob.result("gradient")
     sc = prob.scorer
     cands = Candidates(prob, lam)

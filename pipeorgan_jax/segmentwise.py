@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pipeorgan_jax.dp import Candidates, edp_scale, plan_rows, segment_plan
+from pipeorgan_jax.dp import Candidates, per_scalarization, plan_rows, segment_plan
 from pipeorgan_jax.driver import as_batch, call, seed_key
 from pipeorgan_jax.placement import REDUCTION, Placement
 from pipeorgan_jax.strategies.base import domain_of, project
@@ -66,11 +66,9 @@ def drive_segments(strategy, prob, iterations: int, budget_s: float = 0.0,
     `budget_s` search seconds. Seeds' segments are candidates (never worse than a seed on an
     additive objective). Returns prob.result(name or strategy.name)."""
     name = name or strategy.name
-    if prob.objective == "edp" and lam is None:  # not additive: dp's scalarizations
-        scale = edp_scale(prob, seed_placements)
-        for f in (0.25, 1.0, 4.0):
-            drive_segments(strategy, prob, iterations, budget_s / 3 if budget_s else 0.0,
-                           seed_placements, row_batch, scale * f, name)
+    if per_scalarization(lambda x, b: drive_segments(strategy, prob, iterations, b, seed_placements,
+                                                     row_batch, x, name),
+                         prob, seed_placements, lam, budget_s):  # not additive
         return prob.result(name)
     N = max(2, int(row_batch))
     per_row = PerRow(dataclasses.replace(strategy, batch_size=N))
