@@ -123,7 +123,7 @@ class SearchConfig:
     strategy: Strategy = Strategy.dp
     # Deepest pipeline segment any search considers.
     max_depth: int = 6
-    # dp (also what the baselines always run): inner choices scored per candidate tiling per
+    # dp: inner choices scored per candidate tiling per
     # round, and rounds (the later ones mutate each segment's best choice so far).
     dp_batch_size: int = 128
     dp_rounds: int = 2

@@ -91,9 +91,13 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
     results = {}
     tally = Tally()  # shared: a seed handed from one space to the next counts once
     t_model = time.perf_counter()
+    chosen = getattr(s.strategy, "value", s.strategy)
     for name in EXTRA + BASELINES:
         prob = Problem(scorer, objective, spaces[name], seed=cfg.seed, tally=tally)
-        strategy = getattr(s.strategy, "value", s.strategy) if name == "flexible" else "dp"
+        # every space is searched by the chosen strategy (baselines searched as hard as the
+        # flexible space); exhaustive, which refuses large spaces, leaves the baselines to
+        # dp, optimal on them for an additive objective
+        strategy = chosen if name == "flexible" or chosen != "exhaustive" else "dp"
         with _search_bar(f"{model.name} {name}", cfg.progress,
                          _expected_batches(strategy, s, spaces[name], hw.n_units)) as bar:
             prob.on_step = bar
@@ -131,6 +135,7 @@ def explore_model(model: Model, hw: Hardware, cfg: DictConfig, plots_dir: Path |
                  "rows_scored": res.rows_scored,
                  "segment_evaluations": res.segment_evaluations,
                  "distinct_segments": res.distinct_segments,
+                 "strategy": res.strategy,
                  "search_seconds": res.seconds,
                  "compile_seconds": res.compile_seconds}
         check_physical(model.name, entry, name)

@@ -7,7 +7,9 @@ on the relaxed cost of dp's window rows (dp.segment_plan), `restarts` soft place
 at once (vmapped), with Adam (optax) while the temperature anneals geometrically from
 `t_start` to `t_end`. Every `round_every` steps each restart is rounded and scored exactly
 (the batch model, in window rows), and each segment keeps its best exact choice
-(dp.Candidates); the DP over boundaries then assembles the placement.
+(dp.Candidates); the DP over boundaries then assembles the placement. Values outside the
+space (a baseline's: blocked only, coarse tiles) get no probability (space_mask), so the
+search stays in it.
 
 From scratch the restarts start from random logits. Given seeds (search=dp+gradient: dp's
 result), the first restart of every row starts from the seed's choices in that window and the
@@ -29,15 +31,30 @@ import optax
 from pipeorgan_jax.cost import relaxed
 from pipeorgan_jax.dp import Candidates, best_tiling, per_scalarization, plan_rows, segment_plan
 from pipeorgan_jax.objective import INFEASIBLE_PENALTY, log_weights
-from pipeorgan_jax.placement import Placement
+from pipeorgan_jax.organization import ORGANIZATIONS
+from pipeorgan_jax.placement import GRAN_ROWS, PARTITIONS, Placement
 
 SRAM_WEIGHT = 1.0  # loss per unit of PE SRAM overflow (sram_excess / PE SRAM): steers to fit
+OUTSIDE = -1e4  # logit offset of a value outside the space: no probability at any temperature
 
 
-def _loss(stack, ha, a0, seg_end, soft, temperature, lam, objective: str):
+def space_mask(space) -> tuple:
+    """Additive logit masks (gran [7], org [4], part [4]) that keep a search in `space`
+    (a baseline's: blocked only, coarse tiles, no reduction split): 0 on its values, OUTSIDE
+    elsewhere."""
+    m = lambda n, vals: jnp.asarray(np.where(np.isin(np.arange(n), vals), 0.0, OUTSIDE), jnp.float32)
+    return (m(len(GRAN_ROWS), space.grans), m(len(ORGANIZATIONS), space.orgs),
+            m(len(PARTITIONS), space.parts))
+
+
+def _masked(soft, mask):
+    return soft.replace(gran=soft.gran + mask[0], org=soft.org + mask[1], part=soft.part + mask[2])
+
+
+def _loss(stack, ha, a0, seg_end, soft, temperature, lam, mask, objective: str):
     """log of a window row's summed segment objective, plus the SRAM overflow penalty."""
     mw = jax.tree_util.tree_map(lambda x: x[a0], stack)
-    rc = relaxed.relaxed_cost(mw, ha, seg_end, soft, temperature)
+    rc = relaxed.relaxed_cost(mw, ha, seg_end, _masked(soft, mask), temperature)
     first = jnp.concatenate([jnp.ones(1, bool), seg_end[:-1]])
     lat = jnp.where(first, rc.cost.seg_latency, 0.0).sum()
     en = jnp.where(first, rc.cost.seg_energy, 0.0).sum()
@@ -47,16 +64,17 @@ def _loss(stack, ha, a0, seg_end, soft, temperature, lam, objective: str):
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "objective", "learning_rate"))
-def descend(stack, ha, a0, seg_end, soft, temps, lam, steps: int, objective: str,
+def descend(stack, ha, a0, seg_end, soft, temps, lam, mask, steps: int, objective: str,
             learning_rate: float):
     """`steps` Adam steps on every row's soft placement at once (rows: a0 [N], seg_end
-    [N, D], soft leaves [N, D, ...]) at temperatures temps [steps]; the final soft placements."""
+    [N, D], soft leaves [N, D, ...]) at temperatures temps [steps], inside the space of
+    `mask` (space_mask); the final soft placements."""
     opt = optax.adam(learning_rate)
-    grad = jax.vmap(jax.grad(_loss, argnums=4), in_axes=(None, None, 0, 0, 0, None, None, None))
+    grad = jax.vmap(jax.grad(_loss, argnums=4), in_axes=(None, None, 0, 0, 0, None, None, None, None))
 
     def step(k, carry):
         s, st = carry
-        g = grad(stack, ha, a0, seg_end, s, temps[k], lam, objective)
+        g = grad(stack, ha, a0, seg_end, s, temps[k], lam, mask, objective)
         g = jax.tree_util.tree_map(lambda x: jnp.where(jnp.isfinite(x), x, 0.0), g)
         up, st = opt.update(g, st, s)
         return optax.apply_updates(s, up), st
@@ -125,6 +143,7 @@ def gradient(prob, restarts: int = 8, steps: int = 60, learning_rate: float = 0.
     seeds = [s.numpy() for s in seed_placements or []]
     key = jax.random.PRNGKey(prob.seed)
     red_ok = np.asarray(prob.red_ok)
+    mask = space_mask(prob.space)
     order, starts = np.arange(len(a0)), None
     if screen > 0 and not seeds:  # from scratch: start from each row's best random samples
         starts, screened = _screen(prob, cands, plan, max(int(screen), R), R, budget_s)
@@ -152,7 +171,7 @@ def gradient(prob, restarts: int = 8, steps: int = 60, learning_rate: float = 0.
                 soft, oh)
         for k0 in range(0, steps, chunk):
             args = (stack, sc.ha, A, E, soft, jnp.asarray(temps[k0:k0 + chunk], jnp.float32),
-                    jnp.float32(lam or 0.0))
+                    jnp.float32(lam or 0.0), mask)
             static = dict(steps=chunk, objective=prob.objective, learning_rate=float(learning_rate))
             compiled = sc.__dict__.setdefault("_descend", {})
             ck = (len(A), W) + tuple(static.values())
@@ -161,8 +180,11 @@ def gradient(prob, restarts: int = 8, steps: int = 60, learning_rate: float = 0.
                 compiled[ck] = descend.lower(*args, **static).compile()
                 prob.note_compile(time.perf_counter() - t0)
             soft = compiled[ck](*args)
-            p = relaxed.round(soft, E, np.repeat(red_ok[glob], R, 0))
+            p = relaxed.round(_masked(soft, mask), E, np.repeat(red_ok[glob], R, 0))
             fields = [np.asarray(f)[:n * R] for f in p.fields()[1:]]
+            if prob.space.shares is not None:  # the nearest allowed share, in log space
+                allowed = np.asarray(sorted(prob.space.shares), np.float64)
+                fields[2] = allowed[np.abs(np.log(fields[2][..., None]) - np.log(allowed)).argmin(-1)].astype(np.int32)
             cands.score(rows, fields)
             if prob.out_of_time(budget_s) and (starts is not None or lo + block_rows >= n_cover):
                 break

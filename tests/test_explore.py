@@ -198,3 +198,5 @@ def test_every_search_option_runs(tmp_path, kd_cache, search, objective):
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path / "results.json").read_text())["models"]["KD_res8_narrow"]
     assert m["strategy"] == search and m["flexible"]["feasible"]
+    # the baselines are searched by the same strategy as the flexible space
+    assert {m[k]["strategy"] for k in ("layer_by_layer", "chunked", "chunked_coarse", "flexible")} == {search}

@@ -219,3 +219,15 @@ def test_weighted_objective_is_searched_as_its_tangent(scorer):
                            cfg(iterations=8, restarts=2, gradient_steps=4, gradient_round_every=2,
                                gradient_screen=16), [lat.best])
         assert value(res.cost) <= value(en.cost) * 1.025, name
+
+
+@pytest.mark.parametrize("name", ["gradient", "random"])
+def test_segment_searches_stay_in_baseline_spaces(scorer, name):
+    """The main job searches the baselines with the chosen strategy: gradient's logits are
+    masked to the space (space_mask) and the decomposed strategies draw from its domain, so
+    the results are placements of layer-by-layer, chunked and the coarse space."""
+    L = len(scorer.model.layers)
+    for key, space in baseline_spaces(3).items():
+        r = run_strategy(name, Problem(scorer, "latency", space), cfg(  # from random logits
+            iterations=2, restarts=2, gradient_steps=2, gradient_round_every=2, gradient_screen=0))
+        assert space.contains(r.best) and validate(r.best, L, scorer.hw.n_units) == [], key
