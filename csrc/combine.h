@@ -375,7 +375,6 @@ class Combine {
   void edge_geometry(int ei, int es, int ed) {
     const bool ps = s.ps[ei], pd = s.pd[ei];
     auto kind = [&](const float* v) { return pd ? v[2] : (ps ? v[1] : v[0]); };
-    const int U = ha.U;
     if (ma.ei[EI_KIND * ma.E + ei] == EK_CHAIN) {
       const float* row = s.chain_row[es];  // the pair (es, es + 1), found in layers()
       s.hop_mean[ei] = row[CH_HOP_MEAN];
@@ -385,7 +384,15 @@ class Combine {
       s.far[ei] = (pd && ps) ? hop_max : ext;
       return;
     }
-    const int64_t ks_ = s.key[es], kd_ = s.key[ed];
+    nonchain_geometry(s.key[es], s.key[ed], ps, pd, s.hop_mean[ei], s.pair[ei], s.a2a[ei], s.far[ei]);
+  }
+
+ public:
+  // The geometry of an edge that is not a chain edge, from its layers' table keys (also
+  // called per lane by the lane-parallel combine, combine_lanes.h).
+  void nonchain_geometry(int64_t ks_, int64_t kd_, bool ps, bool pd, float& hop_mean, float& pair_,
+                         float& a2a, float& far) const {
+    const int U = ha.U;
     // every chunk's hops are whole numbers (well below 2^24), so their float sum and maximum
     // are exact in any order: added here as integers
     int hsum, hmax;
@@ -400,11 +407,13 @@ class Combine {
     const float* di = ha.dist + (kd_ * 2 + pd_) * G;
     float pair = 0.0f;
     for (int j = 0; j < G; ++j) pair = (j == 0) ? pr[j] * di[j] : pair + pr[j] * di[j];
-    s.hop_mean[ei] = (float)hsum / (float)U;
-    s.pair[ei] = pair;
-    s.a2a[ei] = a2a_combine(ha.a2a_src + (ks_ * 2 + ps_) * A, ha.a2a_dst + (kd_ * 2 + pd_) * A);
-    s.far[ei] = (pd && ps) ? (float)hmax : extent_hops(ks_, kd_, empty);
+    hop_mean = (float)hsum / (float)U;
+    pair_ = pair;
+    a2a = a2a_combine(ha.a2a_src + (ks_ * 2 + ps_) * A, ha.a2a_dst + (kd_ * 2 + pd_) * A);
+    far = (pd && ps) ? (float)hmax : extent_hops(ks_, kd_, empty);
   }
+
+ private:
 
   // traffic.edges. The geometry of an edge between two segments is never read (every use is
   // masked by `intra`), so it is skipped.
