@@ -19,6 +19,8 @@
 #define PIPEORGAN_LANES 1
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "combine.h"
 
 namespace pipeorgan {
@@ -107,6 +109,8 @@ class Combine {
       : ma(ma), ha(ha), s(s), scalar(scalar) {
     s.resize(ma.L, ma.E);
     for (int i = 0; i < W; ++i) lane_id[i] = i;
+    for (int i = 0; i < ma.E; ++i)
+      if (ma.ei[EI_KIND * ma.E + i] != EK_CHAIN && ma.ei[EI_SRC * ma.E + i] >= 0) nonchain.push_back(i);
   }
 
   // W placements (p[0..W-1]) into W cost rows
@@ -114,31 +118,38 @@ class Combine {
 #ifdef PIPEORGAN_PROFILE
     uint64_t t[11];
     int i = 0;
-    t[i++] = __rdtsc(); segments(p);
-    t[i++] = __rdtsc(); layers();
-    t[i++] = __rdtsc(); tiles();
-    t[i++] = __rdtsc(); edges();
-    t[i++] = __rdtsc(); traffic();
-    t[i++] = __rdtsc(); links();
-    t[i++] = __rdtsc(); memory();
-    t[i++] = __rdtsc(); segment_latency();
-    t[i++] = __rdtsc(); energy();
-    t[i++] = __rdtsc(); reductions(out);
+#define PHASE(x) t[i++] = __rdtsc(); x; pump();
+#else
+#define PHASE(x) x; pump();
+#endif
+    pump_from = 5;  // the last 5 phases (fetched earlier, they would be evicted again)
+    phase = 0;
+    PHASE(segments(p))
+    PHASE(layers())
+    PHASE(tiles())
+    PHASE(edges())
+    PHASE(traffic())
+    PHASE(links())
+    PHASE(memory())
+    PHASE(segment_latency())
+    PHASE(energy())
+    PHASE(reductions(out))
+#undef PHASE
+    pump(size_t(1) << 40);
+#ifdef PIPEORGAN_PROFILE
     t[i++] = __rdtsc();
     for (int j = 0; j < 10; ++j) pipeorgan::Combine::prof()[j] += t[j + 1] - t[j];
     pipeorgan::Combine::prof()[10] += W;
-#else
-    segments(p);
-    layers();
-    tiles();
-    edges();
-    traffic();
-    links();
-    memory();
-    segment_latency();
-    energy();
-    reductions(out);
 #endif
+  }
+
+  // Memory that the next run reads or writes (contiguous ranges), fetched a slice after each
+  // phase of this run: the next placements' rows are not in the caches, and fetched at once
+  // they would not all be fetched.
+  void prefetch_next(const void* p, int64_t bytes, bool write) {
+    const char* c = static_cast<const char*>(p);
+    for (int64_t o = 0; o < bytes; o += 64) lines.push_back({c + o, write});
+    if (bytes > 0) lines.push_back({c + bytes - 1, write});
   }
 
  private:
@@ -147,6 +158,29 @@ class Combine {
   Scratch& s;
   const pipeorgan::Combine& scalar;
   vi lane_id;
+  struct Line {
+    const char* p;
+    bool write;
+  };
+  std::vector<Line> lines;  // prefetch_next
+  size_t pumped = 0;
+  int phase = 0, pump_from = 0;
+  void pump(size_t n = 0) {
+    if (!n && ++phase <= pump_from) return;
+    if (!n) n = lines.size() / (10 - pump_from) + 1;
+    const size_t end = std::min(lines.size(), pumped + n);
+    for (; pumped < end; ++pumped) {
+      if (lines[pumped].write)
+        __builtin_prefetch(lines[pumped].p, 1);
+      else
+        __builtin_prefetch(lines[pumped].p, 0);
+    }
+    if (pumped == lines.size()) {
+      lines.clear();
+      pumped = 0;
+    }
+  }
+  std::vector<int> nonchain;  // the layer-to-layer edges that are not chain edges
   // per-placement choices, transposed: [L] vectors
   std::vector<vi> p_gran, p_org, p_share, p_part;
   vf spill, glb_bytes, dram_bytes, mac_pj, pe_sram_pj, noc_pj, glb_pj, dram_pj, byte_hops, dist_bh;
@@ -247,22 +281,32 @@ class Combine {
     p_org.resize(L);
     p_share.resize(L);
     p_part.resize(L);
-    for (int l = 0; l < L; ++l) {
-      vi se, g, o, sh, pa;
-      for (int j = 0; j < W; ++j) {
-        se[j] = p[j].seg_end[l] ? -1 : 0;
-        g[j] = p[j].gran[l];
-        o[j] = p[j].org[l];
-        sh[j] = p[j].share[l];
-        pa[j] = p[j].part[l];
+    // the rows of one batch are W consecutive rows of [B, L] arrays (ffi.cc), so lane j's
+    // element l is at lane j * L + l from lane 0's row
+    bool consecutive = true;
+    for (int j = 1; j < W; ++j)
+      consecutive &= p[j].gran == p[0].gran + (int64_t)j * L && p[j].org == p[0].org + (int64_t)j * L &&
+                     p[j].share == p[0].share + (int64_t)j * L && p[j].part == p[0].part + (int64_t)j * L;
+    if (consecutive && (int64_t)W * L < (int64_t(1) << 31)) {
+      const vi rows = lane_id * L;
+      for (int l = 0; l < L; ++l) {
+        p_gran[l] = gatheri(p[0].gran, rows + l);
+        p_org[l] = gatheri(p[0].org, rows + l);
+        p_share[l] = gatheri(p[0].share, rows + l);
+        p_part[l] = gatheri(p[0].part, rows + l);
       }
-      if (l == L - 1) se = splati(-1);
-      s.end[l] = se;
-      p_gran[l] = g;
-      p_org[l] = o;
-      p_share[l] = sh;
-      p_part[l] = pa;
+    } else {
+      for (int j = 0; j < W; ++j)
+        for (int l = 0; l < L; ++l) {
+          p_gran[l][j] = p[j].gran[l];
+          p_org[l][j] = p[j].org[l];
+          p_share[l][j] = p[j].share[l];
+          p_part[l][j] = p[j].part[l];
+        }
     }
+    for (int j = 0; j < W; ++j)
+      for (int l = 0; l < L; ++l) s.end[l][j] = p[j].seg_end[l] ? -1 : 0;
+    s.end[L - 1] = splati(-1);
     vi first = splati(0);
     for (int l = 0; l < L; ++l) {
       s.f[l] = first;
@@ -331,7 +375,39 @@ class Combine {
       const vi off = gatheri(ha.chain_off, oi);
       const vi row = seli(pair_, (off + b - 1) * N_CHAIN, splati(0));
       s.chain_idx[l] = row;
-      for (int j = 0; j < W; ++j) __builtin_prefetch(ha.chain + row[j]);
+      for (int j = 0; j < W; ++j) {
+        __builtin_prefetch(ha.chain + row[j]);
+        __builtin_prefetch(ha.chain + row[j] + N_CHAIN - 1);
+      }
+    }
+    // the table rows that the geometry of every in-segment non-chain edge reads (edges()),
+    // fetched now: one lane after another, each a chain of cache misses otherwise
+    const int G = ha.GW + ha.GH, A = ha.A(), cb = ha.chunk_bytes;
+    const int32_t *e_src = ma.ei + EI_SRC * ma.E, *e_dst = ma.ei + EI_DST * ma.E;
+    auto fetch = [](const void* p, int bytes) {
+      const char* c = static_cast<const char*>(p);
+      for (int o = 0; o < bytes; o += 64) __builtin_prefetch(c + o);
+      __builtin_prefetch(c + bytes - 1);
+    };
+    for (int i : nonchain) {
+      const int es = e_src[i], ed = e_dst[i];
+      const vi intra = s.f[es] == s.f[ed];
+      const vi ps = s.part[es] != CHANNEL, pd = (s.part[ed] == SPATIAL) | (s.part[ed] == HYBRID);
+      for (int j = 0; j < W; ++j) {
+        if (!intra[j]) continue;
+        const int64_t ks_ = s.key[es][j], kd_ = s.key[ed][j];
+        const int ps_ = ps[j] != 0, pd_ = pd[j] != 0;
+        fetch(static_cast<const char*>(ha.chunk_x) + ks_ * ha.U * cb, ha.U * cb);
+        fetch(static_cast<const char*>(ha.chunk_x) + kd_ * ha.U * cb, ha.U * cb);
+        fetch(static_cast<const char*>(ha.chunk_y) + ks_ * ha.U * cb, ha.U * cb);
+        fetch(static_cast<const char*>(ha.chunk_y) + kd_ * ha.U * cb, ha.U * cb);
+        fetch(ha.proj + (ks_ * 2 + ps_ * (1 - pd_)) * G, G * 4);
+        fetch(ha.dist + (kd_ * 2 + pd_) * G, G * 4);
+        fetch(ha.a2a_src + (ks_ * 2 + ps_) * A, A * 4);
+        fetch(ha.a2a_dst + (kd_ * 2 + pd_) * A, A * 4);
+        fetch(ha.ext + ks_ * 4, 16);
+        fetch(ha.ext + kd_ * 4, 16);
+      }
     }
   }
 
@@ -388,21 +464,24 @@ class Combine {
         s.a2a[i] = sel(intra, gather(ha.chain, row + CH_A2A + kd), z);
         s.far[i] = sel(intra, gather(ha.chain, row + seli(both, splati(CH_HOP_MAX), splati(CH_EXT))), z);
       } else {
-        vf hm = splat(0.0f), pr = hm, a2 = hm, fa = hm;
-        for (int j = 0; j < W; ++j) {
-          if (!intra[j]) continue;
-          float a, b, c, d;
-          scalar.nonchain_geometry(s.key[es][j], s.key[ed][j], ps[j] != 0, pd[j] != 0, a, b, c, d);
-          hm[j] = a;
-          pr[j] = b;
-          a2[j] = c;
-          fa[j] = d;
-        }
-        s.hop_mean[i] = hm;
-        s.pair[i] = pr;
-        s.a2a[i] = a2;
-        s.far[i] = fa;
+        s.hop_mean[i] = s.pair[i] = s.a2a[i] = s.far[i] = splat(0.0f);
       }
+    }
+    // the other in-segment edges (after the chain edges: their table rows are many, and
+    // would evict the chain rows fetched by layers())
+    for (int i : nonchain) {
+      const int es = e_src[i], ed = e_dst[i];
+      const vi intra = s.intra[i], ps = s.ps[i], pd = s.pd[i];
+      float hm[W], pr[W], a2[W], fa[W];
+      for (int j = 0; j < W; ++j) {
+        hm[j] = pr[j] = a2[j] = fa[j] = 0.0f;
+        if (!intra[j]) continue;
+        scalar.nonchain_geometry(s.key[es][j], s.key[ed][j], ps[j] != 0, pd[j] != 0, hm[j], pr[j], a2[j], fa[j]);
+      }
+      std::memcpy(&s.hop_mean[i], hm, sizeof(vf));
+      std::memcpy(&s.pair[i], pr, sizeof(vf));
+      std::memcpy(&s.a2a[i], a2, sizeof(vf));
+      std::memcpy(&s.far[i], fa, sizeof(vf));
     }
   }
 
