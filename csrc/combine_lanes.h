@@ -357,6 +357,9 @@ class Combine {
       const vi st = ncum;
       ncum += n;
       s.key[l] = (org[l] * (U + 1) + imin(st, splati(U))) * U + n - 1;
+#ifdef FAKEKEY
+      s.key[l] = s.key[l] & 63;
+#endif
       s.n_f[l] = tof(n);
       s.P_f[l] = s.n_f[l] * (float)g;
       s.start[l] = st;
@@ -375,6 +378,9 @@ class Combine {
       const vi off = gatheri(ha.chain_off, oi);
       const vi row = seli(pair_, (off + b - 1) * N_CHAIN, splati(0));
       s.chain_idx[l] = row;
+#ifdef FAKEKEY
+      s.chain_idx[l] = (row & 63) * N_CHAIN;
+#endif
       for (int j = 0; j < W; ++j) {
         __builtin_prefetch(ha.chain + row[j]);
         __builtin_prefetch(ha.chain + row[j] + N_CHAIN - 1);
@@ -824,13 +830,43 @@ class Combine {
       o.dist_byte_hops = dist_bh[j];
       o.glb_bytes = glb_bytes[j];
       o.dram_bytes = dram_bytes[j];
-      for (int l = 0; l < L; ++l) {
-        o.seg_latency[l] = seg_latency[l][j];
-        o.seg_energy[l] = seg_energy[l][j];
-        o.seg_feasible[l] = seg_feasible[l][j] != 0;
+    }
+    // the per-layer rows: W consecutive rows of [B, L] outputs (ffi.cc) are written as
+    // vectors gathered from the [L][W] scratch, else one element at a time
+    bool consecutive = true;
+    for (int j = 1; j < W; ++j)
+      consecutive &= out[j].seg_latency == out[0].seg_latency + (int64_t)j * L &&
+                     out[j].seg_energy == out[0].seg_energy + (int64_t)j * L &&
+                     out[j].seg_feasible == out[0].seg_feasible + (int64_t)j * L;
+    if (consecutive) {
+      if ((int)out_idx.size() != L) {
+        out_idx.resize(L);
+        for (int m = 0; m < L; ++m)
+          for (int q = 0; q < W; ++q) {
+            const int k = m * W + q;  // output element k: lane k / L, layer k % L
+            out_idx[m][q] = (k % L) * W + k / L;
+          }
       }
+      typedef int8_t vb __attribute__((vector_size(W)));
+      const float *lat_ = reinterpret_cast<const float*>(seg_latency), *en_ = reinterpret_cast<const float*>(seg_energy);
+      const int32_t* fe_ = reinterpret_cast<const int32_t*>(seg_feasible);
+      for (int m = 0; m < L; ++m) {
+        const vf a = gather(lat_, out_idx[m]), b = gather(en_, out_idx[m]);
+        const vb c = __builtin_convertvector(gatheri(fe_, out_idx[m]) & 1, vb);
+        std::memcpy(out[0].seg_latency + (int64_t)m * W, &a, sizeof(a));
+        std::memcpy(out[0].seg_energy + (int64_t)m * W, &b, sizeof(b));
+        std::memcpy(out[0].seg_feasible + (int64_t)m * W, &c, sizeof(c));
+      }
+    } else {
+      for (int j = 0; j < W; ++j)
+        for (int l = 0; l < L; ++l) {
+          out[j].seg_latency[l] = seg_latency[l][j];
+          out[j].seg_energy[l] = seg_energy[l][j];
+          out[j].seg_feasible[l] = seg_feasible[l][j] != 0;
+        }
     }
   }
+  std::vector<vi> out_idx;  // reductions: the output gather indices
 };
 
 }  // namespace lanes
