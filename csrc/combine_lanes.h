@@ -70,12 +70,26 @@ inline vi gatheri(const int32_t* base, vi idx) { return (vi)_mm256_i32gather_epi
 #endif
 inline vf ceil_ratio(vf x) { return vceil(x - RATIO_EPS * vabs(x)); }
 inline vf floor_ratio(vf x) { return vfloor(x + RATIO_EPS * vabs(x)); }
+// A division by a hardware constant: x / v, or x * (1 / v) where v is a power of two (then
+// the same number: both are x * 2^-k rounded once, subnormals, zeros, infinities and nans
+// included), a multiplication being several times cheaper than a vector division.
+struct Div {
+  float v, r;
+  bool pow2;
+  explicit Div(float v) : v(v), r(1.0f / v) {
+    int e;
+    pow2 = std::isnormal(v) && std::isnormal(r) && std::frexp(v, &e) == 0.5f;
+  }
+};
+inline vf operator/(vf x, const Div& d) { return d.pow2 ? x * d.r : x / d.v; }
+
 inline vf b2f(vi m) { return sel(m, splat(1.0f), splat(0.0f)); }
 
 // lane-parallel scratch: [L] or [E] vectors
 struct Scratch {
   std::vector<vi> end, f, z, e, depth, k, gran, org, part, n, start, key, chain_idx;
-  std::vector<vf> n_f, P_f, n_tiles, r, h;
+  std::vector<vf> n_f, P_f, n_tiles, r, h, cpu;  // cpu: by_n's column 1 at n
+  std::vector<vf> ch_hop_mean, ch_pair, ch_a2a, ch_far;  // chain edge l -> l + 1's geometry
   std::vector<vi> intra, ps, pd, bcast;
   std::vector<vf> lag, hop_mean, far, pair, a2a;
   std::vector<vf> e_mesh_bh, e_dist_bh, e_deliv, per_unit_in, out_unit, a2a_link, skip_b;
@@ -90,7 +104,7 @@ struct Scratch {
     for (auto* v : {&end, &f, &z, &e, &depth, &k, &gran, &org, &part, &n, &start, &key, &chain_idx, &to_glb, &restream,
                     &no_fit, &glb_fed})
       v->resize(L);
-    for (auto* v : {&n_f, &P_f, &n_tiles, &r, &h, &out_bh, &glb_in_l, &glb_out_l, &w_bytes, &w_bh, &w_deliv,
+    for (auto* v : {&n_f, &P_f, &n_tiles, &r, &h, &cpu, &ch_hop_mean, &ch_pair, &ch_a2a, &ch_far, &out_bh, &glb_in_l, &glb_out_l, &w_bytes, &w_bh, &w_deliv,
                     &ps_bytes, &ps_bh, &ps_deliv, &seg_link, &ps_link, &x_ps, &live, &W_s, &cyc, &c_pace,
                     &c_done, &F0, &fill_F, &fill_rho, &fill_E, &seg_lat, &t_out, &sigma, &col, &tmp})
       v->resize(L);
@@ -109,6 +123,7 @@ class Combine {
       : ma(ma), ha(ha), s(s), scalar(scalar) {
     s.resize(ma.L, ma.E);
     for (int i = 0; i < W; ++i) lane_id[i] = i;
+    macs = Div(hw(HS_MACS_PER_CYCLE));
     for (int i = 0; i < ma.E; ++i)
       if (ma.ei[EI_KIND * ma.E + i] != EK_CHAIN && ma.ei[EI_SRC * ma.E + i] >= 0) nonchain.push_back(i);
   }
@@ -158,6 +173,7 @@ class Combine {
   Scratch& s;
   const pipeorgan::Combine& scalar;
   vi lane_id;
+  Div macs{1.0f};
   struct Line {
     const char* p;
     bool write;
@@ -357,10 +373,8 @@ class Combine {
       const vi st = ncum;
       ncum += n;
       s.key[l] = (org[l] * (U + 1) + imin(st, splati(U))) * U + n - 1;
-#ifdef FAKEKEY
-      s.key[l] = s.key[l] & 63;
-#endif
       s.n_f[l] = tof(n);
+      s.cpu[l] = gather(ha.by_n + 1, n * 3);
       s.P_f[l] = s.n_f[l] * (float)g;
       s.start[l] = st;
       s.n[l] = n;
@@ -378,13 +392,24 @@ class Combine {
       const vi off = gatheri(ha.chain_off, oi);
       const vi row = seli(pair_, (off + b - 1) * N_CHAIN, splati(0));
       s.chain_idx[l] = row;
-#ifdef FAKEKEY
-      s.chain_idx[l] = (row & 63) * N_CHAIN;
-#endif
+#ifndef CHAIN_EARLY
       for (int j = 0; j < W; ++j) {
         __builtin_prefetch(ha.chain + row[j]);
         __builtin_prefetch(ha.chain + row[j] + N_CHAIN - 1);
       }
+#else
+      // the chain edge l -> l + 1's geometry (edges()), read now: the rows are cache misses,
+      // and these gathers wait for nothing
+      if (l + 1 < L) {
+        const vi ps = s.part[l] != CHANNEL, pd = (s.part[l + 1] == SPATIAL) | (s.part[l + 1] == HYBRID);
+        const vi kd = seli(pd, splati(2), seli(ps, splati(1), splati(0)));
+        const vf z = splat(0.0f);
+        s.ch_hop_mean[l] = sel(pair_, gather(ha.chain, row + CH_HOP_MEAN), z);
+        s.ch_pair[l] = sel(pair_, gather(ha.chain, row + CH_PAIR + kd), z);
+        s.ch_a2a[l] = sel(pair_, gather(ha.chain, row + CH_A2A + kd), z);
+        s.ch_far[l] = sel(pair_, gather(ha.chain, row + seli(pd & ps, splati(CH_HOP_MAX), splati(CH_EXT))), z);
+      }
+#endif
     }
     // the table rows that the geometry of every in-segment non-chain edge reads (edges()),
     // fetched now: one lane after another, each a chain of cache misses otherwise
@@ -460,7 +485,16 @@ class Combine {
       s.ps[i] = ps;
       s.pd[i] = pd;
       s.bcast[i] = ped != SPATIAL;
-      if (kind[i] == EK_CHAIN) {
+#ifdef CHAIN_EARLY
+      if (kind[i] == EK_CHAIN && ed == es + 1) {  // read by layers()
+#else
+      if (false) {
+#endif
+        s.hop_mean[i] = s.ch_hop_mean[es];
+        s.pair[i] = s.ch_pair[es];
+        s.a2a[i] = s.ch_a2a[es];
+        s.far[i] = s.ch_far[es];
+      } else if (kind[i] == EK_CHAIN) {
         const vi row = seli(intra, s.chain_idx[es], splati(0));
         const vi kd = seli(pd, splati(2), seli(ps, splati(1), splati(0)));
         const vi both = pd & ps;
@@ -526,7 +560,7 @@ class Combine {
       s.e_mesh_bh[i] = sel(intra, mesh_in, zero);
       s.e_dist_bh[i] = sel(intra, zero, dist_x);
       s.e_deliv[i] = sel(intra, deliv_in, deliv_x);
-      const vf cpu_d = gather(ha.by_n + 1, s.n[ed] * 3), cpu_s = gather(ha.by_n + 1, s.n[es] * 3);
+      const vf cpu_d = s.cpu[ed], cpu_s = s.cpu[es];
       s.per_unit_in[i] = sel(pd, eb * cpu_d, sel(to_all, splat(eb), eb / n_d));
       const vi a2a = intra & ~(ps & pd);
       s.a2a_link[i] = sel(a2a, eb * sel(to_all, n_d, one) * s.a2a[i], zero);
@@ -577,18 +611,19 @@ class Combine {
   // traffic.links
   void links() {
     const int L = ma.L, E = ma.E;
-    const float uh = (float)ha.uh, lanes = ha.lanes, link_bw = hw(HS_LINK_BW), router = hw(HS_ROUTER);
+    const float uh_ = (float)ha.uh, router = hw(HS_ROUTER);
+    const Div uh(uh_), lanes(ha.lanes), link_bw(hw(HS_LINK_BW));
     const int32_t* e_dst = ma.ei + EI_DST * E;
     const vf zero = splat(0.0f);
     for (int l = 0; l < L; ++l) {
       const vf intra_link =
-          by_dst(l, [&](int e) { return sel(s.intra[e] & s.bcast[e], s.per_unit_in[e], zero); }) * (uh - 1.0f) / uh;
+          by_dst(l, [&](int e) { return sel(s.intra[e] & s.bcast[e], s.per_unit_in[e], zero); }) * (uh_ - 1.0f) / uh;
       const vf edge_link = by_dst(l, [&](int e) { return sel(s.intra[e], s.per_unit_in[e], zero); }) / lanes;
       const vf src_link = vmax(by_src(l, [&](int e) { return s.out_unit[e]; }) / lanes,
                                by_dst(l, [&](int e) { return s.a2a_link[e]; }));
       const vf n_f = s.n_f[l];
       const vi bn = s.n[l] * 3;
-      const vf ps_unit = s.ps_bytes[l] * vmax((n_f - 1.0f) * gather(ha.by_n + 1, bn), 1.0f - gather(ha.by_n + 2, bn)) / lanes;
+      const vf ps_unit = s.ps_bytes[l] * vmax((n_f - 1.0f) * s.cpu[l], 1.0f - gather(ha.by_n + 2, bn)) / lanes;
       const vf ps_link = vmax(s.ps_bytes[l] * ks(l, KS_A2A_PS), ps_unit);
       s.ps_link[l] = ps_link;
       s.x_ps[l] = sel(s.ps_bytes[l] > 0, ps_link / s.n_tiles[l] / link_bw + router * ks(l, KS_EXT_PS), zero);
@@ -599,7 +634,7 @@ class Combine {
     for (int i = 0; i < E; ++i) {
       const int ed = e_dst[i];
       const vf x = vmax(vmax(s.per_unit_in[i], s.out_unit[i]) / lanes,
-                        sel(s.bcast[i], s.per_unit_in[i] * (uh - 1.0f) / uh, zero));
+                        sel(s.bcast[i], s.per_unit_in[i] * (uh_ - 1.0f) / uh, zero));
       s.x_edge[i] = x / s.n_tiles[ed] / link_bw + router * s.far[i];
     }
   }
@@ -647,14 +682,15 @@ class Combine {
     const vf c2 = ceil_ratio(Q / n_f) * kg * m;
     const vf c3 = (ceil_ratio(m_red / n_f) * Q + (n_f - 1.0f) * ceil_ratio(Q / n_f)) * kg;
     const vf cyc = pick4(part, c0, c1, c2, c3);
-    return ceil_ratio(cyc / hw(HS_MACS_PER_CYCLE));
+    return ceil_ratio(cyc / macs);
   }
 
   // timing.segment_latency
   void segment_latency() {
     const int L = ma.L;
-    const float glb_bw = hw(HS_GLB_BW), dist_bw = hw(HS_DIST_BW), dram_bw = hw(HS_DRAM_BW);
-    const float link_bw = hw(HS_LINK_BW), router = hw(HS_ROUTER);
+    const Div glb_bw(hw(HS_GLB_BW)), dist_bw(hw(HS_DIST_BW)), dram_bw(hw(HS_DRAM_BW));
+    const Div link_bw(hw(HS_LINK_BW)), glb_dist(std::min(hw(HS_GLB_BW), hw(HS_DIST_BW)));
+    const float router = hw(HS_ROUTER);
     const float *Wl = ma.f(LF_W), *nif = ma.f(LF_NET_IN_FIRST), *out_bytes = ma.f(LF_OUT_BYTES);
     const int32_t *net_out = ma.i(LI_NET_OUT), *rows_full = ma.i(LI_ROWS_FULL), *net_first = ma.i(LI_NET_FIRST);
     const vf zero = splat(0.0f);
@@ -727,7 +763,7 @@ class Combine {
       const vf nt = s.n_tiles[l];
       const vf pipe = vmax(m0[l], m1[l] + (nt - 1.0f) * s.sigma[l]);
       const vf W_s = s.W_s[l];
-      vf preload = W_s / std::min(glb_bw, dist_bw);
+      vf preload = W_s / glb_dist;
       if (net_first[l]) preload = vmax(preload, W_s / dram_bw);
       const vf b_glb = w[5][l], b_dram = w[6][l], b_dist = w[7][l], g_out = w[2][l];
       const vf bound = vmax(vmax(b_glb / glb_bw, b_dram / dram_bw),
@@ -775,7 +811,8 @@ class Combine {
   // cost/__init__.py combine
   void reductions(CostRow* out) {
     const int L = ma.L, D = ha.max_depth;
-    const float dram_bw = hw(HS_DRAM_BW), glb = hw(HS_GLB), e_dram = hw(HS_E_DRAM);
+    const float glb = hw(HS_GLB), e_dram = hw(HS_E_DRAM);
+    const Div dram_bw(hw(HS_DRAM_BW));
     const int32_t* red_ok = ma.i(LI_RED_OK);
     const vf zero = splat(0.0f);
     const vf lat = net_sum(L, [&](int l) { return sel(is_f(l), s.seg_lat[l], zero); });
