@@ -83,6 +83,34 @@ struct Div {
 };
 inline vf operator/(vf x, const Div& d) { return d.pow2 ? x * d.r : x / d.v; }
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define PIPEORGAN_TRANSPOSE 1
+// 16 rows of 16 int32 into 16 columns: r[c][j] = r[j][c] before
+inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // r[4i + c]: in 128-bit lane q, element 4q + c of rows 4i..4i+3
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512i a = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x88), a2 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xdd);
+    const __m512i b = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x88), b2 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xdd);
+    t[c] = _mm512_shuffle_i32x4(a, b, 0x88);
+    t[8 + c] = _mm512_shuffle_i32x4(a, b, 0xdd);
+    t[4 + c] = _mm512_shuffle_i32x4(a2, b2, 0x88);
+    t[12 + c] = _mm512_shuffle_i32x4(a2, b2, 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+#endif
+
 inline vf b2f(vi m) { return sel(m, splat(1.0f), splat(0.0f)); }
 
 // lane-parallel scratch: [L] or [E] vectors
@@ -297,6 +325,26 @@ class Combine {
     p_org.resize(L);
     p_share.resize(L);
     p_part.resize(L);
+#ifdef PIPEORGAN_TRANSPOSE
+    // 16 layers of the 16 rows at a time, transposed in registers
+    for (int l0 = 0; l0 < L; l0 += 16) {
+      const int cnt = std::min(16, L - l0);
+      const __mmask16 m = (__mmask16)((1u << cnt) - 1);
+      __m512i r[16];
+      auto one = [&](const int32_t* PlacementRow::*field, std::vector<vi>& dst) {
+        for (int j = 0; j < 16; ++j) r[j] = _mm512_maskz_loadu_epi32(m, p[j].*field + l0);
+        transpose16(r);
+        for (int c = 0; c < cnt; ++c) dst[l0 + c] = (vi)r[c];
+      };
+      one(&PlacementRow::gran, p_gran);
+      one(&PlacementRow::org, p_org);
+      one(&PlacementRow::share, p_share);
+      one(&PlacementRow::part, p_part);
+      for (int j = 0; j < 16; ++j) r[j] = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p[j].seg_end + l0));
+      transpose16(r);
+      for (int c = 0; c < cnt; ++c) s.end[l0 + c] = (vi)r[c] != 0;
+    }
+#else
     // the rows of one batch are W consecutive rows of [B, L] arrays (ffi.cc), so lane j's
     // element l is at lane j * L + l from lane 0's row
     bool consecutive = true;
@@ -322,6 +370,7 @@ class Combine {
     }
     for (int j = 0; j < W; ++j)
       for (int l = 0; l < L; ++l) s.end[l][j] = p[j].seg_end[l] ? -1 : 0;
+#endif
     s.end[L - 1] = splati(-1);
     vi first = splati(0);
     for (int l = 0; l < L; ++l) {
@@ -868,6 +917,24 @@ class Combine {
       o.glb_bytes = glb_bytes[j];
       o.dram_bytes = dram_bytes[j];
     }
+#ifdef PIPEORGAN_TRANSPOSE
+    // the per-layer rows: 16 layers of the 16 lanes at a time, transposed in registers
+    for (int l0 = 0; l0 < L; l0 += 16) {
+      const int cnt = std::min(16, L - l0);
+      const __mmask16 m = (__mmask16)((1u << cnt) - 1);
+      __m512i r[16];
+      for (int c = 0; c < 16; ++c) r[c] = (__m512i)seg_latency[l0 + std::min(c, cnt - 1)];
+      transpose16(r);
+      for (int j = 0; j < 16; ++j) _mm512_mask_storeu_ps(out[j].seg_latency + l0, m, (__m512)r[j]);
+      for (int c = 0; c < 16; ++c) r[c] = (__m512i)seg_energy[l0 + std::min(c, cnt - 1)];
+      transpose16(r);
+      for (int j = 0; j < 16; ++j) _mm512_mask_storeu_ps(out[j].seg_energy + l0, m, (__m512)r[j]);
+      for (int c = 0; c < 16; ++c) r[c] = (__m512i)(seg_feasible[l0 + std::min(c, cnt - 1)] & 1);
+      transpose16(r);
+      for (int j = 0; j < 16; ++j)
+        _mm_mask_storeu_epi8(out[j].seg_feasible + l0, m, _mm512_cvtepi32_epi8(r[j]));
+    }
+#else
     // the per-layer rows: W consecutive rows of [B, L] outputs (ffi.cc) are written as
     // vectors gathered from the [L][W] scratch, else one element at a time
     bool consecutive = true;
@@ -902,6 +969,7 @@ class Combine {
           out[j].seg_feasible[l] = seg_feasible[l][j] != 0;
         }
     }
+#endif
   }
   std::vector<vi> out_idx;  // reductions: the output gather indices
 };
