@@ -117,7 +117,6 @@ inline vf b2f(vi m) { return sel(m, splat(1.0f), splat(0.0f)); }
 struct Scratch {
   std::vector<vi> end, f, z, e, depth, k, gran, org, part, n, start, key, chain_idx;
   std::vector<vf> n_f, P_f, n_tiles, r, h, cpu;  // cpu: by_n's column 1 at n
-  std::vector<vf> ch_hop_mean, ch_pair, ch_a2a, ch_far;  // chain edge l -> l + 1's geometry
   std::vector<vi> intra, ps, pd, bcast;
   std::vector<vf> lag, hop_mean, far, pair, a2a;
   std::vector<vf> e_mesh_bh, e_dist_bh, e_deliv, per_unit_in, out_unit, a2a_link, skip_b;
@@ -132,7 +131,7 @@ struct Scratch {
     for (auto* v : {&end, &f, &z, &e, &depth, &k, &gran, &org, &part, &n, &start, &key, &chain_idx, &to_glb, &restream,
                     &no_fit, &glb_fed})
       v->resize(L);
-    for (auto* v : {&n_f, &P_f, &n_tiles, &r, &h, &cpu, &ch_hop_mean, &ch_pair, &ch_a2a, &ch_far, &out_bh, &glb_in_l, &glb_out_l, &w_bytes, &w_bh, &w_deliv,
+    for (auto* v : {&n_f, &P_f, &n_tiles, &r, &h, &cpu, &out_bh, &glb_in_l, &glb_out_l, &w_bytes, &w_bh, &w_deliv,
                     &ps_bytes, &ps_bh, &ps_deliv, &seg_link, &ps_link, &x_ps, &live, &W_s, &cyc, &c_pace,
                     &c_done, &F0, &fill_F, &fill_rho, &fill_E, &seg_lat, &t_out, &sigma, &col, &tmp})
       v->resize(L);
@@ -441,24 +440,10 @@ class Combine {
       const vi off = gatheri(ha.chain_off, oi);
       const vi row = seli(pair_, (off + b - 1) * N_CHAIN, splati(0));
       s.chain_idx[l] = row;
-#ifndef CHAIN_EARLY
       for (int j = 0; j < W; ++j) {
         __builtin_prefetch(ha.chain + row[j]);
         __builtin_prefetch(ha.chain + row[j] + N_CHAIN - 1);
       }
-#else
-      // the chain edge l -> l + 1's geometry (edges()), read now: the rows are cache misses,
-      // and these gathers wait for nothing
-      if (l + 1 < L) {
-        const vi ps = s.part[l] != CHANNEL, pd = (s.part[l + 1] == SPATIAL) | (s.part[l + 1] == HYBRID);
-        const vi kd = seli(pd, splati(2), seli(ps, splati(1), splati(0)));
-        const vf z = splat(0.0f);
-        s.ch_hop_mean[l] = sel(pair_, gather(ha.chain, row + CH_HOP_MEAN), z);
-        s.ch_pair[l] = sel(pair_, gather(ha.chain, row + CH_PAIR + kd), z);
-        s.ch_a2a[l] = sel(pair_, gather(ha.chain, row + CH_A2A + kd), z);
-        s.ch_far[l] = sel(pair_, gather(ha.chain, row + seli(pd & ps, splati(CH_HOP_MAX), splati(CH_EXT))), z);
-      }
-#endif
     }
     // the table rows that the geometry of every in-segment non-chain edge reads (edges()),
     // fetched now: one lane after another, each a chain of cache misses otherwise
@@ -534,16 +519,7 @@ class Combine {
       s.ps[i] = ps;
       s.pd[i] = pd;
       s.bcast[i] = ped != SPATIAL;
-#ifdef CHAIN_EARLY
-      if (kind[i] == EK_CHAIN && ed == es + 1) {  // read by layers()
-#else
-      if (false) {
-#endif
-        s.hop_mean[i] = s.ch_hop_mean[es];
-        s.pair[i] = s.ch_pair[es];
-        s.a2a[i] = s.ch_a2a[es];
-        s.far[i] = s.ch_far[es];
-      } else if (kind[i] == EK_CHAIN) {
+      if (kind[i] == EK_CHAIN) {
         const vi row = seli(intra, s.chain_idx[es], splati(0));
         const vi kd = seli(pd, splati(2), seli(ps, splati(1), splati(0)));
         const vi both = pd & ps;
