@@ -302,6 +302,23 @@ class Combine {
       out[l] = run;
     }
   }
+  // N window sums in one pass (a window maximum for bit k of MAX): v(l, x) sets x[0..N-1]
+  template <int N, unsigned MAX, typename F>
+  void windows(vf* const (&out)[N], F v) const {
+    vf run[N];
+    for (int k = 0; k < N; ++k) run[k] = splat(0.0f);
+    for (int l = ma.L - 1; l >= 0; --l) {
+      const vi e = s.e[l];
+      const vi at = e == l, in = l < e;
+      vf x[N];
+      v(l, x);
+      for (int k = 0; k < N; ++k) {
+        const vf acc = ((MAX >> k) & 1) ? vmax(run[k], x[k]) : run[k] + x[k];
+        run[k] = at ? x[k] : (in ? acc : run[k]);
+        out[k][l] = run[k];
+      }
+    }
+  }
   // a value known at each segment's first layer, to all its layers
   void from_first(vf* x) const {
     for (int l = 1; l < ma.L; ++l) x[l] = is_f(l) ? x[l] : x[l - 1];
@@ -675,11 +692,13 @@ class Combine {
     const vf glb_writes = sum_out + ma.ms[MS_NET_IN_TOTAL] + ma.ms[MS_W_TOTAL];
     const float *Wl = ma.f(LF_W), *t_bytes = ma.f(LF_T_BYTES), *alive0 = ma.f(LF_ALIVE0);
     const int32_t* t_last = ma.i(LI_T_LAST);
-    win_sum(s.W_s.data(), [&](int j) { return splat(Wl[j]); });
     vf* tb_out = s.tmp.data();
-    win_sum(tb_out, [&](int j) { return sel(t_last[j] > s.z[j], splat(t_bytes[j]), zero); });
     vf* w_restream = s.live.data();
-    win_sum(w_restream, [&](int j) { return sel(s.restream[j], splat(Wl[j]), zero); });
+    windows<3, 0>({s.W_s.data(), tb_out, w_restream}, [&](int j, vf* x) {
+      x[0] = splat(Wl[j]);
+      x[1] = sel(t_last[j] > s.z[j], splat(t_bytes[j]), zero);
+      x[2] = sel(s.restream[j], splat(Wl[j]), zero);
+    });
     vf live_max = splat(-INFINITY);
     vf W_next = zero;  // the next segment's W_s, from the last layer down
     for (int l = L - 1; l >= 0; --l) {
@@ -727,18 +746,20 @@ class Combine {
       port_far[l] = ks(l, KS_PORT_FAR);
     }
     auto& w = s.win;
-    win_sum(w[0].data(), [&](int j) {
-      return s.glb_in_l[j] + sel(s.restream[j], Wl[j] * (s.n_tiles[j] - 1.0f), zero);
-    });
-    win_sum(w[1].data(), [&](int j) { return splat(nif[j]); });
-    win_sum(w[2].data(), [&](int j) { return s.glb_out_l[j]; });
-    win_sum(w[3].data(), [&](int j) { return splat(nif[j] + nob(j)); });
-    win_sum(w[4].data(), [&](int j) { return splat(nob(j)); });
-    win_sum(w[5].data(), [&](int j) { return s.glb_in_l[j] + s.glb_out_l[j] + Wl[j] + s.w_bytes[j] + nif[j]; });
-    win_sum(w[6].data(), [&](int j) { return splat(Wl[j] + nif[j] + nob(j)); });
-    win_sum(w[7].data(), [&](int j) { return s.glb_in_l[j] + s.w_bytes[j]; });
     vf* mx = s.F0.data();
-    win_max(mx, [&](int j) { return sel(s.glb_fed[j], port_far[j], zero); });
+    windows<9, 1u << 8>({w[0].data(), w[1].data(), w[2].data(), w[3].data(), w[4].data(), w[5].data(),
+                         w[6].data(), w[7].data(), mx},
+                        [&](int j, vf* x) {
+                          x[0] = s.glb_in_l[j] + sel(s.restream[j], Wl[j] * (s.n_tiles[j] - 1.0f), zero);
+                          x[1] = splat(nif[j]);
+                          x[2] = s.glb_out_l[j];
+                          x[3] = splat(nif[j] + nob(j));
+                          x[4] = splat(nob(j));
+                          x[5] = s.glb_in_l[j] + s.glb_out_l[j] + Wl[j] + s.w_bytes[j] + nif[j];
+                          x[6] = splat(Wl[j] + nif[j] + nob(j));
+                          x[7] = s.glb_in_l[j] + s.w_bytes[j];
+                          x[8] = sel(s.glb_fed[j], port_far[j], zero);
+                        });
     // per segment (at its first layer, then to its other layers): t_in, sigma, t_out's
     // segment part
     vf* t_in = s.fill_F.data();
@@ -782,8 +803,10 @@ class Combine {
     }
     vf* m0 = s.tmp.data();  // port_far no longer read
     vf* m1 = s.F0.data();
-    win_max(m0, [&](int j) { return s.fill_E[j] + sel(s.to_glb[j], s.t_out[j], zero); });
-    win_max(m1, [&](int j) { return s.fill_F[j]; });
+    windows<2, 3>({m0, m1}, [&](int j, vf* x) {
+      x[0] = s.fill_E[j] + sel(s.to_glb[j], s.t_out[j], zero);
+      x[1] = s.fill_F[j];
+    });
     for (int l = 0; l < L; ++l) {
       const vf nt = s.n_tiles[l];
       const vf pipe = vmax(m0[l], m1[l] + (nt - 1.0f) * s.sigma[l]);
@@ -850,14 +873,14 @@ class Combine {
       max_link = vmax(max_link, s.seg_link[l]);
     }
     vf* bad = s.tmp.data();
-    win_sum(bad, [&](int j) {
+    vf* esum = s.F0.data();
+    windows<2, 0>({bad, esum}, [&](int j, vf* x) {
       const vi too_deep = s.depth[j] > D;
       vi b = s.no_fit[j] | too_deep;
       if (!red_ok[j]) b |= s.part[j] == REDUCTION;
-      return b2f(b);
+      x[0] = b2f(b);
+      x[1] = s.col[j];
     });
-    vf* esum = s.F0.data();
-    win_sum(esum, [&](int j) { return s.col[j]; });
     // per layer outputs, then written out per lane
     vf* seg_latency = s.fill_F.data();
     vf* seg_energy = s.fill_E.data();
