@@ -15,6 +15,9 @@
 #include <vector>
 
 #include "arrays.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #ifdef PIPEORGAN_PROFILE
 #include <cstdio>
 #include <x86intrin.h>
@@ -361,6 +364,25 @@ class Combine {
     const int U = ha.U;
     const T *xs = static_cast<const T*>(ha.chunk_x) + ks_ * U, *xd = static_cast<const T*>(ha.chunk_x) + kd_ * U;
     const T *ys = static_cast<const T*>(ha.chunk_y) + ks_ * U, *yd = static_cast<const T*>(ha.chunk_y) + kd_ * U;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    // 16 chunks at a time, the hop tables (at most 16 entries) held in a register
+    if (sizeof(T) == 1 && ha.GW <= 16 && ha.GH <= 16 && U % 16 == 0) {
+      const __m512i tx = _mm512_maskz_loadu_epi32((__mmask16)((1u << ha.GW) - 1), ha.hop_x);
+      const __m512i ty = _mm512_maskz_loadu_epi32((__mmask16)((1u << ha.GH) - 1), ha.hop_y);
+      __m512i sum = _mm512_setzero_si512(), mx = _mm512_setzero_si512();
+      auto ld = [](const T* p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
+      for (int q = 0; q < U; q += 16) {
+        const __m512i dx = _mm512_abs_epi32(_mm512_sub_epi32(ld(xs + q), ld(xd + q)));
+        const __m512i dy = _mm512_abs_epi32(_mm512_sub_epi32(ld(ys + q), ld(yd + q)));
+        const __m512i h = _mm512_add_epi32(_mm512_permutexvar_epi32(dx, tx), _mm512_permutexvar_epi32(dy, ty));
+        sum = _mm512_add_epi32(sum, h);
+        mx = _mm512_max_epi32(mx, h);
+      }
+      hsum = _mm512_reduce_add_epi32(sum);
+      hmax = _mm512_reduce_max_epi32(mx);
+      return;
+    }
+#endif
     int sum = 0, mx = 0;
     for (int q = 0; q < U; ++q) {
       const int h = ha.hop_x[std::abs(xs[q] - xd[q])] + ha.hop_y[std::abs(ys[q] - yd[q])];
