@@ -78,14 +78,12 @@ struct Job {
           p[j] = row(b + j);
           r[j] = cost_row(b + j);
         }
-        // the next group's rows of the [B, L] arrays, fetched during this one
+        // the next group's rows of the [B, L] arrays, fetched during this one (not its
+        // outputs: measured slower)
         if (b + 2 * lanes::W <= b1) {
           const int64_t o = (b + lanes::W) * ma.L, n = (int64_t)lanes::W * ma.L;
           for (const int32_t* q : {gran, org, share, part}) lcomb.prefetch_next(q + o, n * 4, false);
           lcomb.prefetch_next(seg_end + o, n, false);
-          lcomb.prefetch_next(static_cast<float*>(out[N_SCALAR_OUT]) + o, n * 4, true);
-          lcomb.prefetch_next(static_cast<float*>(out[N_SCALAR_OUT + 1]) + o, n * 4, true);
-          lcomb.prefetch_next(static_cast<bool*>(out[N_SCALAR_OUT + 2]) + o, n, true);
         }
         lcomb.run(p, r);
         for (int j = 0; j < lanes::W; ++j) store(b + j, r[j]);
