@@ -13,6 +13,11 @@
 //  - branches are selects (both sides computed; the unused side may be inf or nan);
 //  - table lookups (key_scalars, chain, by_n) are gathers.
 // The geometry of a non-chain edge (chunk hops, projections) is the scalar code, per lane.
+// Memory: the tables are larger than the caches, so the chain-table rows and the non-chain
+// edges' rows are prefetched as soon as the keys are known (layers()), and the next group's
+// choices during this group's last phases (ffi.cc); the choices and the per-layer outputs
+// are transposed 16 x 16 in registers (AVX-512), else gathered. A division by a power-of-two
+// hardware constant is a multiplication by its reciprocal (Div: the same numbers).
 #pragma once
 
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -185,13 +190,13 @@ class Combine {
 #endif
   }
 
-  // Memory that the next run reads or writes (contiguous ranges), fetched a slice after each
-  // phase of this run: the next placements' rows are not in the caches, and fetched at once
-  // they would not all be fetched.
-  void prefetch_next(const void* p, int64_t bytes, bool write) {
+  // Memory that the next run reads (contiguous ranges), fetched a slice after each of this
+  // run's last phases: the next placements' rows are not in the caches, and fetched at once
+  // they would not all be fetched, or be evicted again.
+  void prefetch_next(const void* p, int64_t bytes) {
     const char* c = static_cast<const char*>(p);
-    for (int64_t o = 0; o < bytes; o += 64) lines.push_back({c + o, write});
-    if (bytes > 0) lines.push_back({c + bytes - 1, write});
+    for (int64_t o = 0; o < bytes; o += 64) lines.push_back(c + o);
+    if (bytes > 0) lines.push_back(c + bytes - 1);
   }
 
  private:
@@ -201,23 +206,14 @@ class Combine {
   const pipeorgan::Combine& scalar;
   vi lane_id;
   Div macs{1.0f};
-  struct Line {
-    const char* p;
-    bool write;
-  };
-  std::vector<Line> lines;  // prefetch_next
+  std::vector<const char*> lines;  // prefetch_next
   size_t pumped = 0;
   int phase = 0, pump_from = 0;
   void pump(size_t n = 0) {
     if (!n && ++phase <= pump_from) return;
     if (!n) n = lines.size() / (10 - pump_from) + 1;
     const size_t end = std::min(lines.size(), pumped + n);
-    for (; pumped < end; ++pumped) {
-      if (lines[pumped].write)
-        __builtin_prefetch(lines[pumped].p, 1);
-      else
-        __builtin_prefetch(lines[pumped].p, 0);
-    }
+    for (; pumped < end; ++pumped) __builtin_prefetch(lines[pumped]);
     if (pumped == lines.size()) {
       lines.clear();
       pumped = 0;
@@ -537,7 +533,7 @@ class Combine {
       s.pd[i] = pd;
       s.bcast[i] = ped != SPATIAL;
       if (kind[i] == EK_CHAIN) {
-        const vi row = seli(intra, s.chain_idx[es], splati(0));
+        const vi row = seli(intra, s.chain_idx[es_c], splati(0));
         const vi kd = seli(pd, splati(2), seli(ps, splati(1), splati(0)));
         const vi both = pd & ps;
         const vf z = splat(0.0f);

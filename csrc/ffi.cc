@@ -1,5 +1,9 @@
-// The XLA FFI handler: a batch of placements scored by the combine (combine.h), the batch
-// split into chunks that the caller's thread and XLA's intra-op thread pool take in turn.
+// The XLA FFI handler: a batch of placements scored by the combine, the batch split into
+// chunks that the caller's thread and this library's helper threads take in turn. A chunk's
+// placements go through the lane-parallel combine (combine_lanes.h) a vector's worth at a time
+// (16 with AVX-512, 8 with AVX2; bitwise the scalar combine's results), the rest of the chunk
+// (or all of it without AVX2, or with PIPEORGAN_KERNEL_SCALAR set) through the scalar combine
+// (combine.h).
 // Operands and attributes are listed in pipeorgan_jax/cost/kernel.py (`_call`), which packs them.
 #include <algorithm>
 #include <atomic>
@@ -23,7 +27,7 @@ namespace {
 constexpr int N_PLACEMENT = 5;  // seg_end, gran, org, share, part
 constexpr int N_OPERANDS = 26;
 constexpr int N_SCALAR_OUT = 15;  // Cost's per-placement fields, then 3 per-layer ones
-constexpr int CHUNK = 128;  // placements per task grab
+constexpr int CHUNK = 128;  // placements per task grab (a multiple of the lanes)
 
 template <typename T>
 const T* data(const ffi::AnyBuffer& b) { return static_cast<const T*>(b.untyped_data()); }
@@ -82,8 +86,8 @@ struct Job {
         // outputs: measured slower)
         if (b + 2 * lanes::W <= b1) {
           const int64_t o = (b + lanes::W) * ma.L, n = (int64_t)lanes::W * ma.L;
-          for (const int32_t* q : {gran, org, share, part}) lcomb.prefetch_next(q + o, n * 4, false);
-          lcomb.prefetch_next(seg_end + o, n, false);
+          for (const int32_t* q : {gran, org, share, part}) lcomb.prefetch_next(q + o, n * 4);
+          lcomb.prefetch_next(seg_end + o, n);
         }
         lcomb.run(p, r);
         for (int j = 0; j < lanes::W; ++j) store(b + j, r[j]);
