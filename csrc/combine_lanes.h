@@ -131,6 +131,10 @@ struct Scratch {
   std::vector<vf> live, W_s, cyc, c_pace, c_done, F0, fill_F, fill_rho, fill_E, seg_lat, t_out, sigma;
   std::vector<vf> win[8];
   std::vector<vf> col, tmp;
+  // kept by the thread: the placements' choices, transposed; prefetch_next's lines; the
+  // output gather indices
+  std::vector<vi> p_gran, p_org, p_share, p_part, out_idx;
+  std::vector<const char*> lines;
 
   void resize(int L, int E) {
     for (auto* v : {&end, &f, &z, &e, &depth, &k, &gran, &org, &part, &n, &start, &key, &chain_idx, &to_glb, &restream,
@@ -206,7 +210,7 @@ class Combine {
   const pipeorgan::Combine& scalar;
   vi lane_id;
   Div macs{1.0f};
-  std::vector<const char*> lines;  // prefetch_next
+  std::vector<const char*>& lines = s.lines;  // prefetch_next
   size_t pumped = 0;
   int phase = 0, pump_from = 0;
   void pump(size_t n = 0) {
@@ -221,7 +225,7 @@ class Combine {
   }
   std::vector<int> nonchain;  // the layer-to-layer edges that are not chain edges
   // per-placement choices, transposed: [L] vectors
-  std::vector<vi> p_gran, p_org, p_share, p_part;
+  std::vector<vi>&p_gran = s.p_gran, &p_org = s.p_org, &p_share = s.p_share, &p_part = s.p_part;
   vf spill, glb_bytes, dram_bytes, mac_pj, pe_sram_pj, noc_pj, glb_pj, dram_pj, byte_hops, dist_bh;
 
   float hw(HwS i) const { return ha.hs[i]; }
@@ -966,7 +970,7 @@ class Combine {
     }
 #endif
   }
-  std::vector<vi> out_idx;  // reductions: the output gather indices
+  std::vector<vi>& out_idx = s.out_idx;  // reductions: the output gather indices
 };
 
 }  // namespace lanes

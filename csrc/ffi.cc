@@ -27,7 +27,8 @@ namespace {
 constexpr int N_PLACEMENT = 5;  // seg_end, gran, org, share, part
 constexpr int N_OPERANDS = 26;
 constexpr int N_SCALAR_OUT = 15;  // Cost's per-placement fields, then 3 per-layer ones
-constexpr int CHUNK = 128;  // placements per task grab (a multiple of the lanes)
+constexpr int CHUNK = 128;  // placements per task grab at most (a multiple of the lanes)
+constexpr int MIN_CHUNK = 32;  // ... and at least, where the batch is small (a multiple too)
 
 template <typename T>
 const T* data(const ffi::AnyBuffer& b) { return static_cast<const T*>(b.untyped_data()); }
@@ -41,7 +42,7 @@ struct Job {
   const int32_t *gran, *org, *share, *part;
   void* out[N_SCALAR_OUT + 3];
   std::atomic<int64_t> next{0}, done{0};
-  int64_t n_chunks;
+  int64_t n_chunks, chunk = CHUNK;
 
   bool use_lanes = false;  // the lane-parallel combine (combine_lanes.h) for whole groups
 
@@ -69,8 +70,8 @@ struct Job {
 
   void run_chunk(int64_t c, Scratch& scratch) {
     Combine comb(ma, ha, scratch);
-    int64_t b = c * CHUNK;
-    const int64_t b1 = std::min(B, (c + 1) * CHUNK);
+    int64_t b = c * chunk;
+    const int64_t b1 = std::min(B, (c + 1) * chunk);
 #ifdef PIPEORGAN_LANES
     if (use_lanes && b + lanes::W <= b1) {
       thread_local lanes::Scratch lscratch;
@@ -210,7 +211,12 @@ ffi::Error Score(ffi::RemainingArgs args, ffi::RemainingRets rets,
   job->use_lanes = !std::getenv("PIPEORGAN_KERNEL_SCALAR") && n_keys * N_KS < (int64_t(1) << 31) &&
                    chain_rows * N_CHAIN < (int64_t(1) << 31) &&
                    a[21].element_count() < (int64_t(1) << 31);
-  job->n_chunks = (job->B + CHUNK - 1) / CHUNK;
+  // chunks of CHUNK placements, smaller where that leaves a thread with fewer than 2
+  const int64_t threads = helpers().count + 1;
+  int64_t per = (job->B + 2 * threads - 1) / (2 * threads);
+  per = (per + MIN_CHUNK - 1) / MIN_CHUNK * MIN_CHUNK;
+  job->chunk = std::max<int64_t>(MIN_CHUNK, std::min<int64_t>(CHUNK, per));
+  job->n_chunks = (job->B + job->chunk - 1) / job->chunk;
   // the helpers share the chunks with this thread; one that wakes after the last chunk was
   // taken finds nothing to do (the job outlives it through the shared_ptr)
   if (job->n_chunks > 1 && helpers().count > 0) helpers().start(job);
