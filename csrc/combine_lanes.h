@@ -20,7 +20,8 @@
 // hardware constant is a multiplication by its reciprocal (Div: the same numbers).
 #pragma once
 
-#if defined(__AVX512F__) || defined(__AVX2__)
+// GCC's vector extensions (GCC 9 and later; other compilers build the scalar combine only)
+#if (defined(__AVX512F__) || defined(__AVX2__)) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 9
 #define PIPEORGAN_LANES 1
 #include <immintrin.h>
 
