@@ -42,7 +42,7 @@ class BuildExt(build_ext):
 
 setup(
     ext_modules=[Extension("pipeorgan_jax.cost._kernel", sources=["csrc/ffi.cc"],
-                           depends=["csrc/arrays.h", "csrc/combine.h"], language="c++",
+                           depends=["csrc/arrays.h", "csrc/combine.h", "csrc/combine_lanes.h"], language="c++",
                            optional=True)],
     cmdclass={"build_ext": BuildExt},
 )

@@ -15,6 +15,9 @@
 #include <vector>
 
 #include "arrays.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #ifdef PIPEORGAN_PROFILE
 #include <cstdio>
 #include <x86intrin.h>
@@ -361,6 +364,25 @@ class Combine {
     const int U = ha.U;
     const T *xs = static_cast<const T*>(ha.chunk_x) + ks_ * U, *xd = static_cast<const T*>(ha.chunk_x) + kd_ * U;
     const T *ys = static_cast<const T*>(ha.chunk_y) + ks_ * U, *yd = static_cast<const T*>(ha.chunk_y) + kd_ * U;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    // 16 chunks at a time, the hop tables (at most 16 entries) held in a register
+    if (sizeof(T) == 1 && ha.GW <= 16 && ha.GH <= 16 && U % 16 == 0) {
+      const __m512i tx = _mm512_maskz_loadu_epi32((__mmask16)((1u << ha.GW) - 1), ha.hop_x);
+      const __m512i ty = _mm512_maskz_loadu_epi32((__mmask16)((1u << ha.GH) - 1), ha.hop_y);
+      __m512i sum = _mm512_setzero_si512(), mx = _mm512_setzero_si512();
+      auto ld = [](const T* p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
+      for (int q = 0; q < U; q += 16) {
+        const __m512i dx = _mm512_abs_epi32(_mm512_sub_epi32(ld(xs + q), ld(xd + q)));
+        const __m512i dy = _mm512_abs_epi32(_mm512_sub_epi32(ld(ys + q), ld(yd + q)));
+        const __m512i h = _mm512_add_epi32(_mm512_permutexvar_epi32(dx, tx), _mm512_permutexvar_epi32(dy, ty));
+        sum = _mm512_add_epi32(sum, h);
+        mx = _mm512_max_epi32(mx, h);
+      }
+      hsum = _mm512_reduce_add_epi32(sum);
+      hmax = _mm512_reduce_max_epi32(mx);
+      return;
+    }
+#endif
     int sum = 0, mx = 0;
     for (int q = 0; q < U; ++q) {
       const int h = ha.hop_x[std::abs(xs[q] - xd[q])] + ha.hop_y[std::abs(ys[q] - yd[q])];
@@ -375,7 +397,6 @@ class Combine {
   void edge_geometry(int ei, int es, int ed) {
     const bool ps = s.ps[ei], pd = s.pd[ei];
     auto kind = [&](const float* v) { return pd ? v[2] : (ps ? v[1] : v[0]); };
-    const int U = ha.U;
     if (ma.ei[EI_KIND * ma.E + ei] == EK_CHAIN) {
       const float* row = s.chain_row[es];  // the pair (es, es + 1), found in layers()
       s.hop_mean[ei] = row[CH_HOP_MEAN];
@@ -385,7 +406,15 @@ class Combine {
       s.far[ei] = (pd && ps) ? hop_max : ext;
       return;
     }
-    const int64_t ks_ = s.key[es], kd_ = s.key[ed];
+    nonchain_geometry(s.key[es], s.key[ed], ps, pd, s.hop_mean[ei], s.pair[ei], s.a2a[ei], s.far[ei]);
+  }
+
+ public:
+  // The geometry of an edge that is not a chain edge, from its layers' table keys (also
+  // called per lane by the lane-parallel combine, combine_lanes.h).
+  void nonchain_geometry(int64_t ks_, int64_t kd_, bool ps, bool pd, float& hop_mean, float& pair_,
+                         float& a2a, float& far) const {
+    const int U = ha.U;
     // every chunk's hops are whole numbers (well below 2^24), so their float sum and maximum
     // are exact in any order: added here as integers
     int hsum, hmax;
@@ -400,11 +429,13 @@ class Combine {
     const float* di = ha.dist + (kd_ * 2 + pd_) * G;
     float pair = 0.0f;
     for (int j = 0; j < G; ++j) pair = (j == 0) ? pr[j] * di[j] : pair + pr[j] * di[j];
-    s.hop_mean[ei] = (float)hsum / (float)U;
-    s.pair[ei] = pair;
-    s.a2a[ei] = a2a_combine(ha.a2a_src + (ks_ * 2 + ps_) * A, ha.a2a_dst + (kd_ * 2 + pd_) * A);
-    s.far[ei] = (pd && ps) ? (float)hmax : extent_hops(ks_, kd_, empty);
+    hop_mean = (float)hsum / (float)U;
+    pair_ = pair;
+    a2a = a2a_combine(ha.a2a_src + (ks_ * 2 + ps_) * A, ha.a2a_dst + (kd_ * 2 + pd_) * A);
+    far = (pd && ps) ? (float)hmax : extent_hops(ks_, kd_, empty);
   }
+
+ private:
 
   // traffic.edges. The geometry of an edge between two segments is never read (every use is
   // masked by `intra`), so it is skipped.

@@ -1,5 +1,9 @@
-// The XLA FFI handler: a batch of placements scored by the combine (combine.h), the batch
-// split into chunks that the caller's thread and XLA's intra-op thread pool take in turn.
+// The XLA FFI handler: a batch of placements scored by the combine, the batch split into
+// chunks that the caller's thread and this library's helper threads take in turn. A chunk's
+// placements go through the lane-parallel combine (combine_lanes.h) a vector's worth at a time
+// (16 with AVX-512, 8 with AVX2; bitwise the scalar combine's results), the rest of the chunk
+// (or all of it without AVX2, or with PIPEORGAN_KERNEL_SCALAR set) through the scalar combine
+// (combine.h).
 // Operands and attributes are listed in pipeorgan_jax/cost/kernel.py (`_call`), which packs them.
 #include <algorithm>
 #include <atomic>
@@ -12,6 +16,7 @@
 #include <vector>
 
 #include "combine.h"
+#include "combine_lanes.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -22,7 +27,8 @@ namespace {
 constexpr int N_PLACEMENT = 5;  // seg_end, gran, org, share, part
 constexpr int N_OPERANDS = 26;
 constexpr int N_SCALAR_OUT = 15;  // Cost's per-placement fields, then 3 per-layer ones
-constexpr int CHUNK = 8;  // placements per task grab
+constexpr int CHUNK = 128;  // placements per task grab at most (a multiple of the lanes)
+constexpr int MIN_CHUNK = 32;  // ... and at least, where the batch is small (a multiple too)
 
 template <typename T>
 const T* data(const ffi::AnyBuffer& b) { return static_cast<const T*>(b.untyped_data()); }
@@ -36,30 +42,66 @@ struct Job {
   const int32_t *gran, *org, *share, *part;
   void* out[N_SCALAR_OUT + 3];
   std::atomic<int64_t> next{0}, done{0};
-  int64_t n_chunks;
+  int64_t n_chunks, chunk = CHUNK;
 
-  void run_chunk(int64_t c, Scratch& scratch) {
-    const int L = ma.L;
-    Combine comb(ma, ha, scratch);
-    const int64_t b1 = std::min(B, (c + 1) * CHUNK);
-    for (int64_t b = c * CHUNK; b < b1; ++b) {
-      const int64_t o = b * L;
-      PlacementRow p{seg_end + o, gran + o, org + o, share + o, part + o};
-      CostRow r{};
-      r.seg_latency = static_cast<float*>(out[N_SCALAR_OUT]) + o;
-      r.seg_energy = static_cast<float*>(out[N_SCALAR_OUT + 1]) + o;
-      r.seg_feasible = static_cast<bool*>(out[N_SCALAR_OUT + 2]) + o;
-      comb.run(p, r);
-      const float f[] = {r.latency_cycles, r.energy_pj, r.energy_mac_pj, r.energy_pe_sram_pj,
-                         r.energy_noc_pj, r.energy_glb_pj, r.energy_dram_pj, r.edp};
-      for (int i = 0; i < 8; ++i) static_cast<float*>(out[i])[b] = f[i];
-      static_cast<bool*>(out[8])[b] = r.feasible;
-      static_cast<int32_t*>(out[9])[b] = r.reason;
-      const float g[] = {r.max_link_bytes, r.byte_hops, r.dist_byte_hops, r.glb_bytes, r.dram_bytes};
-      for (int i = 0; i < 5; ++i) static_cast<float*>(out[10 + i])[b] = g[i];
-    }
+  bool use_lanes = false;  // the lane-parallel combine (combine_lanes.h) for whole groups
+
+  PlacementRow row(int64_t b) const {
+    const int64_t o = b * ma.L;
+    return PlacementRow{seg_end + o, gran + o, org + o, share + o, part + o};
+  }
+  CostRow cost_row(int64_t b) const {
+    const int64_t o = b * ma.L;
+    CostRow r{};
+    r.seg_latency = static_cast<float*>(out[N_SCALAR_OUT]) + o;
+    r.seg_energy = static_cast<float*>(out[N_SCALAR_OUT + 1]) + o;
+    r.seg_feasible = static_cast<bool*>(out[N_SCALAR_OUT + 2]) + o;
+    return r;
+  }
+  void store(int64_t b, const CostRow& r) {
+    const float f[] = {r.latency_cycles, r.energy_pj, r.energy_mac_pj, r.energy_pe_sram_pj,
+                       r.energy_noc_pj, r.energy_glb_pj, r.energy_dram_pj, r.edp};
+    for (int i = 0; i < 8; ++i) static_cast<float*>(out[i])[b] = f[i];
+    static_cast<bool*>(out[8])[b] = r.feasible;
+    static_cast<int32_t*>(out[9])[b] = r.reason;
+    const float g[] = {r.max_link_bytes, r.byte_hops, r.dist_byte_hops, r.glb_bytes, r.dram_bytes};
+    for (int i = 0; i < 5; ++i) static_cast<float*>(out[10 + i])[b] = g[i];
   }
 
+  void run_chunk(int64_t c, Scratch& scratch) {
+    Combine comb(ma, ha, scratch);
+    int64_t b = c * chunk;
+    const int64_t b1 = std::min(B, (c + 1) * chunk);
+#ifdef PIPEORGAN_LANES
+    if (use_lanes && b + lanes::W <= b1) {
+      thread_local lanes::Scratch lscratch;
+      lanes::Combine lcomb(ma, ha, lscratch, comb);
+      for (; b + lanes::W <= b1; b += lanes::W) {
+        PlacementRow p[lanes::W];
+        CostRow r[lanes::W];
+        for (int j = 0; j < lanes::W; ++j) {
+          p[j] = row(b + j);
+          r[j] = cost_row(b + j);
+        }
+        // the next group's rows of the [B, L] arrays, fetched during this one (not its
+        // outputs: measured slower)
+        if (b + 2 * lanes::W <= b1) {
+          const int64_t o = (b + lanes::W) * ma.L, n = (int64_t)lanes::W * ma.L;
+          for (const int32_t* q : {gran, org, share, part}) lcomb.prefetch_next(q + o, n * 4);
+          lcomb.prefetch_next(seg_end + o, n);
+        }
+        lcomb.run(p, r);
+        for (int j = 0; j < lanes::W; ++j) store(b + j, r[j]);
+      }
+    }
+#endif
+    for (; b < b1; ++b) {
+      PlacementRow p = row(b);
+      CostRow r = cost_row(b);
+      comb.run(p, r);
+      store(b, r);
+    }
+  }
   // Take chunks until none is left.
   void work() {
     thread_local Scratch scratch;
@@ -164,7 +206,17 @@ ffi::Error Score(ffi::RemainingArgs args, ffi::RemainingRets rets,
     if (r.has_error()) return r.error();
     job->out[i] = (*r)->untyped_data();
   }
-  job->n_chunks = (job->B + CHUNK - 1) / CHUNK;
+  // the lane-parallel combine indexes its tables with 32-bit gathers
+  const int64_t n_keys = a[13].element_count() / N_KS, chain_rows = a[22].element_count() / N_CHAIN;
+  job->use_lanes = !std::getenv("PIPEORGAN_KERNEL_SCALAR") && n_keys * N_KS < (int64_t(1) << 31) &&
+                   chain_rows * N_CHAIN < (int64_t(1) << 31) &&
+                   a[21].element_count() < (int64_t(1) << 31);
+  // chunks of CHUNK placements, smaller where that leaves a thread with fewer than 2
+  const int64_t threads = helpers().count + 1;
+  int64_t per = (job->B + 2 * threads - 1) / (2 * threads);
+  per = (per + MIN_CHUNK - 1) / MIN_CHUNK * MIN_CHUNK;
+  job->chunk = std::max<int64_t>(MIN_CHUNK, std::min<int64_t>(CHUNK, per));
+  job->n_chunks = (job->B + job->chunk - 1) / job->chunk;
   // the helpers share the chunks with this thread; one that wakes after the last chunk was
   // taken finds nothing to do (the job outlives it through the shared_ptr)
   if (job->n_chunks > 1 && helpers().count > 0) helpers().start(job);

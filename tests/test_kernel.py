@@ -123,6 +123,34 @@ def test_kernel_vmapped_over_hardware_scalars():
         np.testing.assert_array_equal(np.asarray(out[i]), np.asarray(ref))
 
 
+LANE_CASES = [("GE_FBNet_C", "xrbench_4k", "mesh", 6), ("KD_res8_narrow", "xrbench_8k", "express", 8),
+              ("ES_RITNet", "small", "torus", 4)]
+
+
+@needs_kernel
+@pytest.mark.parametrize("case", LANE_CASES, ids=["|".join(map(str, c)) for c in LANE_CASES])
+def test_lanes_equal_the_scalar_kernel(case, monkeypatch):
+    """The lane-parallel combine (csrc/combine_lanes.h: 16 placements per vector with AVX-512,
+    8 with AVX2) gives bitwise the scalar combine's outputs (PIPEORGAN_KERNEL_SCALAR=1), signed
+    zeros included: on a batch that is not a multiple of the lanes (its rest goes through the
+    scalar combine), with the hardware's power-of-two bandwidths (divisions by them are
+    multiplications there) and with bandwidths that are not powers of two."""
+    model_name, hw_name, topology, D = case
+    model, hw = load_model(model_name), golden.hardware(hw_name, topology)
+    ma, ha = jax.device_put(model_arrays(model)), jax.device_put(hw_arrays(hw, D))
+    p = golden.placements(model, D, 101, 11)[:101]
+    odd = ha.replace(glb_bw=np.float32(100.0), dram_bw=np.float32(48.5), link_bw=np.float32(3.0))
+    f = jax.jit(kernel.score)
+    for h in (ha, odd):
+        monkeypatch.delenv("PIPEORGAN_KERNEL_SCALAR", raising=False)
+        lanes = jax.device_get(f(ma, h, p))
+        monkeypatch.setenv("PIPEORGAN_KERNEL_SCALAR", "1")
+        scalar = jax.device_get(f(ma, h, p))
+        for name in lanes._fields:
+            a, b = np.asarray(getattr(lanes, name)), np.asarray(getattr(scalar, name))
+            np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8), err_msg=name)
+
+
 def test_backend_falls_back_with_one_warning(monkeypatch, caplog):
     """Without the library, auto and kernel run the XLA path, with one warning line."""
     monkeypatch.setattr(kernel, "_load", lambda: (False, "not built"))
