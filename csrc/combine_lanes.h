@@ -281,18 +281,8 @@ class Combine {
 #endif
   }
 
-  // Window sums and maxima of every segment, into out (valid at the segments' first layers):
+  // The window maximum of every segment, into out (valid at the segments' first layers):
   // from the last layer down, restarting at each lane's window end e.
-  template <typename F>
-  void win_sum(vf* out, F v) const {
-    vf run = splat(0.0f);
-    for (int l = ma.L - 1; l >= 0; --l) {
-      const vf x = v(l);
-      const vi e = s.e[l];
-      run = (e == l) ? x : ((l < e) ? run + x : run);
-      out[l] = run;
-    }
-  }
   template <typename F>
   void win_max(vf* out, F v) const {
     vf run = splat(0.0f);

@@ -153,6 +153,13 @@ class _Rows:
                  else rng.choice(np.asarray(s.shares), (N, W))).astype(np.int32),
                 repair_parts(rng, part, s.parts, prob.red_ok[self.glob])]
 
+    def totals(self, v: np.ndarray) -> np.ndarray:
+        """[n, B]: per-segment values v [S, B] (rows.segs order) summed over each row's
+        segments."""
+        out = np.zeros((len(self.a0), self.B))
+        np.add.at(out, self.segs[:, 0], v)
+        return out
+
     def placement(self, fields) -> Placement:
         return Placement(np.repeat(self.seg_end, self.B, 0), *fields)
 

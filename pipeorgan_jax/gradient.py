@@ -99,8 +99,7 @@ def _screen(prob, cands: Candidates, plan, samples: int, keep: int, budget_s: fl
         rows = plan_rows(prob, a0, seg_end, segs, sel, samples)
         fields = rows.random(prob)
         v, _, _, bad = cands.score(rows, fields)
-        row_v = np.zeros((len(sel), samples))
-        np.add.at(row_v, rows.segs[:, 0], np.where(bad, v * INFEASIBLE_PENALTY, v))
+        row_v = rows.totals(np.where(bad, v * INFEASIBLE_PENALTY, v))
         top = np.argsort(row_v, 1, kind="stable")[:, :keep]
         for o, f in zip(out, fields):
             o[sel] = f.reshape(len(sel), samples, W)[np.arange(len(sel))[:, None], top]

@@ -86,15 +86,22 @@ def drive_segments(strategy, prob, iterations: int, budget_s: float = 0.0,
     domain = domain_of(prob.space, W, prob.n_units, [True] * W, "latency")
     fb = fallback_parts(prob.space, prob.red_ok)
     blk = max(1, min(len(a0), prob.scorer.WINDOW_BLOCK * 4 // N))  # rows per call
-    blocks = [np.arange(lo, min(lo + blk, len(a0))) for lo in range(0, len(a0), blk)]
+    blocks = []  # per block of rows, what every generation reuses
+    for lo in range(0, len(a0), blk):
+        sel = np.arange(lo, min(lo + blk, len(a0)))
+        pad = np.concatenate([sel, np.full(blk - len(sel), sel[0])])  # one compiled shape
+        glob = np.minimum(a0[pad][:, None] + np.arange(W), L - 1)  # [blk, W]
+        blocks.append((sel, np.broadcast_to(seg_end[pad][:, None, :], (blk, N, W)),
+                       ~prob.red_ok[glob][:, None, :], fb[glob][:, None, :],
+                       plan_rows(prob, a0, seg_end, segs, sel, N)))
     states: list = [None] * len(blocks)
     key = seed_key(prob.seed)
+    solved = False
     for gen in range(max(1, int(iterations))):
-        for b, sel in enumerate(blocks):
+        for b, (sel, se, no_red, fallback, rows) in enumerate(blocks):
             if prob.out_of_time(budget_s) and (gen > 0 or sel[0] >= n_cover):
                 break
             n = len(sel)
-            pad = np.concatenate([sel, np.full(blk - n, sel[0])])  # one compiled shape
             if states[b] is None:
                 if gen > 0:
                     continue  # cut by the budget in the first generation: never started
@@ -105,27 +112,25 @@ def drive_segments(strategy, prob, iterations: int, budget_s: float = 0.0,
                 spent = max(spent, prob.elapsed() / budget_s)
             st = states[b].replace(progress=jnp.full(blk, min(1.0, spent), jnp.float32))
             p = call(per_row, "ask", prob, st)
-            se = np.broadcast_to(seg_end[pad][:, None, :], (blk, N, W))
-            glob = np.minimum(a0[pad][:, None] + np.arange(W), L - 1)  # [blk, W]
             part = np.asarray(p.part)
-            part = np.where((part == REDUCTION) & ~prob.red_ok[glob][:, None, :],
-                            fb[glob][:, None, :], part)
+            part = np.where((part == REDUCTION) & no_red, fallback, part)
             p = Placement(se, np.asarray(p.gran), np.asarray(p.org), np.asarray(p.share), part)
-            rows = plan_rows(prob, a0, seg_end, segs, sel, N)
             v, _, _, bad = cands.score(rows, [np.asarray(f)[:n].reshape(n * N, W)
                                               for f in p.fields()[1:]])
-            k, s = rows.segs[:, 0], rows.segs[:, 1]
+            solved = False
             row_v = np.zeros((blk, N))
-            np.add.at(row_v, k, v)
+            row_v[:n] = rows.totals(v)
             seg_ok = np.ones((blk, N, W), bool)
-            seg_ok[k, :, s] = ~bad
+            seg_ok[rows.segs[:, 0], :, rows.segs[:, 1]] = ~bad
             cost = {"latency_cycles": jnp.asarray(row_v, jnp.float32),
                     "energy_pj": jnp.ones((blk, N), jnp.float32),
                     "feasible": jnp.asarray(seg_ok.all(-1)), "seg_feasible": jnp.asarray(seg_ok)}
             states[b] = call(per_row, "tell", prob, st, p, cost)
         else:
             cands.solve()  # the best placement so far, scored whole: an anytime history
+            solved = True
             continue
         break  # out of time
-    cands.solve()
+    if not solved:
+        cands.solve()
     return prob.result(name)
